@@ -1,0 +1,15 @@
+/** Tiers: tests/unit (no services), tests/integration (real PostgreSQL), tests/package (npm pack). */
+module.exports = {
+  testEnvironment: 'node',
+  roots: ['<rootDir>/tests'],
+  testMatch: ['**/*.test.ts'],
+  transform: {
+    '^.+\\.ts$': ['ts-jest', { tsconfig: '<rootDir>/tsconfig.json', diagnostics: { warnOnly: false } }],
+  },
+  moduleNameMapper: {
+    '^typeorm-event-sourcing$': '<rootDir>/src/index.ts',
+  },
+  globalSetup: '<rootDir>/tests/support/global-setup.ts',
+  testTimeout: 60000,
+  maxWorkers: 2,
+};

@@ -1,0 +1,117 @@
+import type { EntityManager, EntityMetadata, ObjectLiteral } from 'typeorm';
+import { cloneValue, sameValue } from './column-values';
+
+/** TypeORM's column metadata (not exported from the package root). */
+export type ColumnMetadata = EntityMetadata['columns'][number];
+
+/**
+ * One aggregate as this library sees it, resolved against a DataSource's metadata: which columns
+ * events decide (sourced), where the version lives, and how a fresh, never-written instance looks.
+ */
+export class AggregateDefinition {
+  /** Columns whose values are the result of the events: compared by verify, written by rebuild. */
+  readonly sourcedColumns: readonly ColumnMetadata[];
+  readonly primaryColumn: ColumnMetadata;
+  readonly versionColumn: ColumnMetadata;
+  #cachedDefaults: Map<ColumnMetadata, unknown> | undefined;
+
+  constructor(
+    readonly metadata: EntityMetadata,
+    readonly eventsMetadata: EntityMetadata,
+    versionProperty: string,
+    exclude: readonly string[],
+  ) {
+    this.primaryColumn = metadata.primaryColumns[0];
+    this.versionColumn = metadata.findColumnWithPropertyName(versionProperty)!;
+    this.sourcedColumns = metadata.columns.filter(
+      (column) =>
+        !column.isPrimary &&
+        column !== this.versionColumn &&
+        !column.isCreateDate &&
+        !column.isUpdateDate &&
+        !column.isDeleteDate &&
+        !column.isVersion &&
+        !column.isVirtual &&
+        !column.isDiscriminator &&
+        !column.generatedType &&
+        !column.relationMetadata &&
+        !exclude.includes(column.propertyName),
+    );
+  }
+
+  get name(): string {
+    return this.metadata.name;
+  }
+
+  get target(): Function {
+    return this.metadata.target as Function;
+  }
+
+  idOf(aggregate: ObjectLiteral): unknown {
+    return this.primaryColumn.getEntityValue(aggregate);
+  }
+
+  versionOf(aggregate: ObjectLiteral): number {
+    return Number(this.versionColumn.getEntityValue(aggregate) ?? 0);
+  }
+
+  setVersion(aggregate: ObjectLiteral, version: number): void {
+    this.versionColumn.setEntityValue(aggregate, version);
+  }
+
+  /** A deep copy of every column value, to compare with or to restore later. */
+  snapshot(aggregate: ObjectLiteral): Map<ColumnMetadata, unknown> {
+    return new Map(this.metadata.columns.map((column) => [column, cloneValue(column.getEntityValue(aggregate))]));
+  }
+
+  restore(aggregate: ObjectLiteral, snapshot: Map<ColumnMetadata, unknown>): void {
+    for (const [column, value] of snapshot) column.setEntityValue(aggregate, value);
+  }
+
+  /** The sourced columns whose value differs between a snapshot and the aggregate now. */
+  changedColumns(before: Map<ColumnMetadata, unknown>, aggregate: ObjectLiteral): ColumnMetadata[] {
+    return this.sourcedColumns.filter((column) => !sameValue(before.get(column), column.getEntityValue(aggregate)));
+  }
+
+  /** Copies every column value (not relations) from one instance to another. */
+  copyColumns(from: ObjectLiteral, to: ObjectLiteral): void {
+    for (const column of this.metadata.columns) {
+      const value = column.getEntityValue(from);
+      if (value !== undefined) column.setEntityValue(to, value);
+    }
+  }
+
+  /**
+   * A new instance as the database would create it: sourced columns hold their column defaults
+   * (evaluated by PostgreSQL, so SQL expressions count), other sourced columns null, version 0.
+   * Writes that create an aggregate and every replay start from this same state.
+   */
+  async fresh(manager: EntityManager): Promise<ObjectLiteral> {
+    const aggregate = this.metadata.create() as ObjectLiteral;
+    const defaults = await this.#defaults(manager);
+    for (const column of this.sourcedColumns) {
+      column.setEntityValue(aggregate, defaults.has(column) ? cloneValue(defaults.get(column)) : null);
+    }
+    this.setVersion(aggregate, 0);
+    return aggregate;
+  }
+
+  async #defaults(manager: EntityManager): Promise<Map<ColumnMetadata, unknown>> {
+    if (this.#cachedDefaults) return this.#cachedDefaults;
+    const driver = manager.connection.driver;
+    const withDefault = this.sourcedColumns.filter((column) => column.default !== undefined && column.default !== null);
+    const defaults = new Map<ColumnMetadata, unknown>();
+    if (withDefault.length > 0) {
+      const selections = withDefault.map((column, index) => {
+        const type = driver.normalizeType(column);
+        const cast = type === 'enum' || type === 'simple-enum' ? '' : `::${type}${column.isArray ? '[]' : ''}`;
+        return `(${driver.normalizeDefault(column)})${cast} AS "d${index}"`;
+      });
+      const [row] = await manager.query(`SELECT ${selections.join(', ')}`);
+      withDefault.forEach((column, index) => defaults.set(column, driver.prepareHydratedValue(row[`d${index}`], column)));
+    }
+    // SQL expressions may change between calls (now(), random()); literal defaults never do.
+    if (withDefault.every((column) => typeof column.default !== 'function')) this.#cachedDefaults = defaults;
+    return defaults;
+  }
+}

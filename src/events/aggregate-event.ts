@@ -1,0 +1,184 @@
+import { Column, getMetadataArgsStorage } from 'typeorm';
+import { EventSourcingConfigError } from '../errors/event-sourcing-config-error';
+import { InvalidEventDataError } from '../errors/invalid-event-data-error';
+import { UnknownEventAttributeError } from '../errors/unknown-event-attribute-error';
+import { getMetadataStorage } from '../metadata/metadata-storage';
+import { POSITION_SEQUENCE } from '../schema/event-sourcing-schema';
+import { collectData, hydrateData } from './event-data';
+import { pendingWriteOf } from './pending-write';
+
+/** Free-form context stored with an event (who, why, request ids), a JSON object. */
+export type EventMetadata = Record<string, unknown>;
+
+/** Options accepted by `Event.build(attributes, options)`. */
+export interface BuildOptions {
+  /**
+   * The version the aggregate must be at before this event; a different version raises
+   * `ConcurrencyError` and nothing is written. Use 0 for "must not have events yet".
+   */
+  expectedVersion?: number;
+}
+
+type BaseKey = keyof AggregateEvent<any>;
+type DataKeys<E> = {
+  [K in keyof E]-?: K extends BaseKey ? never : E[K] extends (...args: any[]) => any ? never : K;
+}[keyof E];
+
+/** The aggregate an event class belongs to. */
+export type AggregateOf<E> = E extends AggregateEvent<infer A> ? A : never;
+
+/**
+ * What `Event.build` accepts: the event's `@Data` attributes, optional `metadata`, and the
+ * aggregate under its camel-cased class name (`subscription`) or as `aggregate`. Leave the
+ * aggregate out to create a new one. Unknown keys raise `UnknownEventAttributeError` at run time.
+ */
+export type EventAttributes<E> = Pick<E, DataKeys<E>> & { metadata?: EventMetadata } & { [aggregateKey: string]: unknown };
+
+const storedTypes = new WeakMap<object, string>();
+
+/**
+ * Base class of every event. Each aggregate has one abstract events class (one table),
+ * decorated with `@EventsOf`; each concrete event extends it, has a stable `@EventType` name,
+ * `@Data` attributes and an `apply` calculator.
+ *
+ * @example
+ * ```ts
+ * @EventsOf(() => Subscription)
+ * export abstract class SubscriptionEvent extends AggregateEvent<Subscription> {}
+ *
+ * @EventType('Subscription.Activated')
+ * export class SubscriptionActivated extends SubscriptionEvent {
+ *   @Data() stripeKey!: string;
+ *   apply(subscription: Subscription): Subscription {
+ *     subscription.stripeKey = this.stripeKey;
+ *     subscription.status = 'active';
+ *     subscription.activatedAt = this.createdAt;
+ *     return subscription;
+ *   }
+ * }
+ * ```
+ */
+export abstract class AggregateEvent<A extends object = any> {
+  /** The row id, unique within the events table. */
+  declare id: number;
+  /** The aggregate's primary key (the `<aggregate>_id` column). */
+  declare aggregateId: any;
+  /** The aggregate, when loaded as a relation; writes use the instance given to `build`. */
+  declare aggregate?: A;
+  /** The aggregate's version after this event: 1 for its first event, contiguous after that. */
+  declare version: number;
+  /** The version of this event type's data shape, for upcasting older rows. */
+  declare schemaVersion: number;
+  /** Free-form context, stored as jsonb. */
+  declare metadata: EventMetadata;
+  /** When the event was written, with millisecond precision; `apply` and every replay see this value. */
+  declare createdAt: Date;
+  /** Global order across every events table (one shared sequence); gaps are possible. */
+  declare position: number;
+  /** The id of the transaction that wrote the event. */
+  declare txId: number;
+
+  /** The stored type name given by `@EventType`. */
+  get type(): string {
+    return getMetadataStorage().eventTypeOf(this.constructor)?.name ?? storedTypes.get(this) ?? this.constructor.name;
+  }
+
+  set type(stored: string) {
+    // TypeORM assigns the discriminator when it loads a row; the class already decides the type,
+    // but a row whose type no class claims keeps it here so the error can name it.
+    storedTypes.set(this, stored);
+  }
+
+  /** The `@Data` attributes as the jsonb object that is stored. */
+  get data(): Record<string, unknown> {
+    return collectData(this, getMetadataStorage().dataOf(this.constructor));
+  }
+
+  set data(stored: Record<string, unknown>) {
+    hydrateData(this.type, this, getMetadataStorage().dataOf(this.constructor), stored);
+  }
+
+  /**
+   * The calculator: changes the aggregate to reflect this event. Called with the locked row when
+   * the event is written, and with a fresh entity during every replay, so it must depend only on
+   * the aggregate, the event's data and `createdAt`.
+   */
+  abstract apply(aggregate: A): A | void;
+
+  /**
+   * Builds an unsaved event. Save it with `manager.save(event)` or `es.append(event)`: the
+   * aggregate is locked, `apply` runs, and event and aggregate are written in one transaction.
+   *
+   * @example
+   * ```ts
+   * const event = await dataSource.manager.save(
+   *   SubscriptionActivated.build({ subscription, stripeKey: 'sub_66123', metadata: { notificationId: 33456 } }),
+   * );
+   * ```
+   */
+  static build<E extends AggregateEvent<any>>(
+    this: new () => E,
+    attributes: EventAttributes<E>,
+    options: BuildOptions = {},
+  ): E {
+    const event = new this();
+    const storage = getMetadataStorage();
+    const eventsOf = storage.eventsOfFor(this);
+    if (!eventsOf) {
+      throw new EventSourcingConfigError(`${this.name} does not extend a class decorated with @EventsOf`);
+    }
+    const aggregateClass = eventsOf.aggregate();
+    const aggregateKey = aggregateClass.name.charAt(0).toLowerCase() + aggregateClass.name.slice(1);
+    const dataNames = new Set(storage.dataOf(this).map((record) => record.propertyName));
+    const pending = pendingWriteOf(event);
+    const target = event as unknown as Record<string, unknown>;
+    for (const key of Object.keys(attributes)) {
+      const value = (attributes as Record<string, unknown>)[key];
+      if (key === 'metadata') {
+        target.metadata = value;
+      } else if (key === aggregateKey || key === 'aggregate') {
+        if (value === undefined || value === null) continue;
+        if (!(value instanceof aggregateClass)) {
+          throw new InvalidEventDataError(event.type, key, `must be a ${aggregateClass.name} instance`);
+        }
+        pending.aggregate = value;
+      } else if (dataNames.has(key)) {
+        target[key] = value;
+      } else {
+        throw new UnknownEventAttributeError(event.type, key, [aggregateKey, ...dataNames, 'metadata']);
+      }
+    }
+    if (options.expectedVersion !== undefined) pending.expectedVersion = options.expectedVersion;
+    return event;
+  }
+}
+
+const integer = {
+  to: (value: unknown) => value,
+  from: (value: string | null) => (value === null ? null : Number(value)),
+};
+const prototype = AggregateEvent.prototype;
+getMetadataArgsStorage().columns.push({
+  target: AggregateEvent,
+  propertyName: 'id',
+  mode: 'regular',
+  options: { type: 'bigint', primary: true, transformer: integer },
+});
+getMetadataArgsStorage().generations.push({ target: AggregateEvent, propertyName: 'id', strategy: 'increment' });
+Column({ type: 'int' })(prototype, 'version');
+Column({ name: 'schema_version', type: 'int', default: 1 })(prototype, 'schemaVersion');
+Column({ type: 'jsonb' })(prototype, 'data');
+Column({ type: 'jsonb' })(prototype, 'metadata');
+Column({ name: 'created_at', type: 'timestamptz', precision: 3 })(prototype, 'createdAt');
+Column({
+  type: 'bigint',
+  // Late-bound (text, not regclass) so the table can be created before the sequence exists.
+  default: () => `nextval(('${POSITION_SEQUENCE}'::text)::regclass)`,
+  transformer: integer,
+})(prototype, 'position');
+Column({
+  name: 'tx_id',
+  type: 'bigint',
+  default: () => '((pg_current_xact_id())::text)::bigint',
+  transformer: integer,
+})(prototype, 'txId');

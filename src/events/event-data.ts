@@ -1,0 +1,146 @@
+import { InvalidEventDataError } from '../errors/invalid-event-data-error';
+import { isDate, isPlainObject } from '../aggregates/column-values';
+import type { DataRecord } from '../metadata/metadata-storage';
+
+/**
+ * Event data and metadata live in jsonb. These functions make sure what is written reads back as
+ * the same value, and that stored JSON becomes typed properties again.
+ */
+
+const scalarTypes = new Map<unknown, string>([
+  [String, 'string'],
+  [Number, 'number'],
+  [Boolean, 'boolean'],
+]);
+
+/** The declared type of a `@Data` property: the explicit one, else TypeScript's `design:type`. */
+export function declaredType(record: DataRecord): unknown {
+  return record.type ? record.type() : record.designType;
+}
+
+function describe(value: unknown): string {
+  if (value === null) return 'null';
+  if (Array.isArray(value)) return 'an array';
+  if (typeof value === 'object') {
+    const name = Object.getPrototypeOf(value)?.constructor?.name;
+    return name && name !== 'Object' ? `a ${name}` : 'an object';
+  }
+  return `a ${typeof value}`;
+}
+
+/**
+ * Throws {@link InvalidEventDataError} unless JSON stores `value` faithfully: plain objects,
+ * arrays, strings without NUL, finite numbers, booleans, null and valid Dates (stored as ISO
+ * strings). `undefined` object properties are left out, as JSON does.
+ */
+export function assertJsonFaithful(eventType: string, path: string, value: unknown, ancestors: object[] = []): void {
+  const fail = (reason: string): never => {
+    throw new InvalidEventDataError(eventType, path, reason);
+  };
+  switch (typeof value) {
+    case 'string':
+      if (value.includes('\u0000')) fail('contains a NUL character, which jsonb cannot store');
+      return;
+    case 'number':
+      if (!Number.isFinite(value)) fail(`is ${value}, which JSON cannot store`);
+      return;
+    case 'boolean':
+      return;
+    case 'undefined':
+      return;
+    case 'bigint':
+      fail('is a BigInt, which JSON cannot store (use a string)');
+      return;
+    case 'function':
+    case 'symbol':
+      fail(`is ${describe(value)}, which JSON cannot store`);
+      return;
+  }
+  if (value === null) return;
+  const object = value as object;
+  if (isDate(object)) {
+    if (Number.isNaN(object.getTime())) fail('is an invalid Date');
+    return;
+  }
+  if (ancestors.includes(object)) fail('refers to itself (a circular reference)');
+  const inner = [...ancestors, object];
+  if (Array.isArray(object)) {
+    object.forEach((item, index) => {
+      if (item === undefined) fail(`[${index}] is undefined, which JSON stores as null`);
+      assertJsonFaithful(eventType, `${path}[${index}]`, item, inner);
+    });
+    return;
+  }
+  if (!isPlainObject(object)) {
+    fail(`is ${describe(object)}; only plain objects, arrays, strings, finite numbers, booleans, null and Dates are stored`);
+  }
+  if (Object.getOwnPropertySymbols(object).length > 0) fail('has symbol keys, which JSON cannot store');
+  for (const [key, item] of Object.entries(object)) {
+    if (key.includes('\u0000')) fail('has a key with a NUL character, which jsonb cannot store');
+    assertJsonFaithful(eventType, `${path}.${key}`, item, inner);
+  }
+}
+
+/** Checks a value against its declared `@Data` type (for scalars and Dates) and JSON. */
+export function assertDataValue(eventType: string, record: DataRecord, value: unknown): void {
+  const type = declaredType(record);
+  if (value !== undefined && value !== null) {
+    const scalar = scalarTypes.get(type);
+    if (scalar && typeof value !== scalar) {
+      throw new InvalidEventDataError(eventType, record.propertyName, `is ${describe(value)}, but is declared as ${scalar}`);
+    }
+    if (type === Date && !isDate(value)) {
+      throw new InvalidEventDataError(eventType, record.propertyName, `is ${describe(value)}, but is declared as Date`);
+    }
+  }
+  assertJsonFaithful(eventType, record.propertyName, value);
+}
+
+/** The jsonb object of an event's `@Data` properties. */
+export function collectData(event: object, records: readonly DataRecord[]): Record<string, unknown> {
+  const data: Record<string, unknown> = Object.create(null);
+  for (const record of records) {
+    const value = (event as Record<string, unknown>)[record.propertyName];
+    if (value !== undefined) data[record.propertyName] = value;
+  }
+  return data;
+}
+
+/**
+ * Turns stored data back into typed properties. Only declared properties are copied, so a stored
+ * `__proto__` or unknown key never reaches the event.
+ */
+export function hydrateData(
+  eventType: string,
+  event: object,
+  records: readonly DataRecord[],
+  stored: unknown,
+): void {
+  if (stored === null || stored === undefined) return;
+  if (typeof stored !== 'object' || Array.isArray(stored)) {
+    throw new InvalidEventDataError(eventType, 'data', `is ${describe(stored)}, but must be a JSON object`);
+  }
+  const target = event as Record<string, unknown>;
+  for (const record of records) {
+    if (!Object.prototype.hasOwnProperty.call(stored, record.propertyName)) continue;
+    const raw = (stored as Record<string, unknown>)[record.propertyName];
+    target[record.propertyName] = hydrateValue(eventType, record, raw);
+  }
+}
+
+function hydrateValue(eventType: string, record: DataRecord, raw: unknown): unknown {
+  if (raw === null) return null;
+  const type = declaredType(record);
+  if (type === Date) {
+    const date = typeof raw === 'string' || typeof raw === 'number' ? new Date(raw) : undefined;
+    if (!date || Number.isNaN(date.getTime())) {
+      throw new InvalidEventDataError(eventType, record.propertyName, `is stored as ${describe(raw)}, which is not a Date`);
+    }
+    return date;
+  }
+  const scalar = scalarTypes.get(type);
+  if (scalar && typeof raw !== scalar) {
+    throw new InvalidEventDataError(eventType, record.propertyName, `is stored as ${describe(raw)}, but is declared as ${scalar}`);
+  }
+  return raw;
+}

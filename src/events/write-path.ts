@@ -1,0 +1,164 @@
+import type { EntityManager, ObjectLiteral } from 'typeorm';
+import type { AggregateDefinition, ColumnMetadata } from '../aggregates/aggregate-definition';
+import { isPlainObject } from '../aggregates/column-values';
+import { AggregateNotFoundError } from '../errors/aggregate-not-found-error';
+import { ConcurrencyError } from '../errors/concurrency-error';
+import { EventApplyError } from '../errors/event-apply-error';
+import { EventSourcingConfigError } from '../errors/event-sourcing-config-error';
+import { InvalidEventDataError } from '../errors/invalid-event-data-error';
+import { getMetadataStorage } from '../metadata/metadata-storage';
+import type { AggregateEvent } from './aggregate-event';
+import { assertDataValue, assertJsonFaithful } from './event-data';
+import { pendingWriteOf } from './pending-write';
+import { transactionDepthOf, type TransactionLog } from './transaction-log';
+
+const retryableCodes = new Set(['40001', '40P01', '55P03']);
+
+/**
+ * Maps PostgreSQL's serialization failures, deadlocks and lock timeouts to a retryable
+ * {@link ConcurrencyError}; any other error is returned unchanged.
+ */
+export function asConcurrencyError(error: unknown, definition: AggregateDefinition, aggregateId: unknown): unknown {
+  const code = (error as { driverError?: { code?: string }; code?: string })?.driverError?.code ?? (error as { code?: string })?.code;
+  if (typeof code !== 'string' || !retryableCodes.has(code)) return error;
+  return new ConcurrencyError(definition.name, aggregateId, undefined, undefined, true, {
+    cause: error,
+    detail: (error as Error).message,
+  });
+}
+
+/** Runs `apply` and returns the aggregate it produced, or an {@link EventApplyError}. */
+export function applyEvent(event: AggregateEvent, aggregate: ObjectLiteral, definition: AggregateDefinition, aggregateId: unknown): ObjectLiteral {
+  let result: unknown;
+  try {
+    result = event.apply(aggregate);
+  } catch (error) {
+    throw new EventApplyError(event.type, definition.name, aggregateId, error);
+  }
+  if (result && typeof (result as PromiseLike<unknown>).then === 'function') {
+    throw new EventApplyError(event.type, definition.name, aggregateId, new TypeError('apply must be synchronous, but it returned a Promise'));
+  }
+  return result && typeof result === 'object' ? (result as ObjectLiteral) : aggregate;
+}
+
+function assertStorable(event: AggregateEvent): void {
+  for (const record of getMetadataStorage().dataOf(event.constructor)) {
+    assertDataValue(event.type, record, (event as unknown as Record<string, unknown>)[record.propertyName]);
+  }
+  if (event.metadata === undefined || event.metadata === null) event.metadata = {};
+  if (!isPlainObject(event.metadata)) {
+    throw new InvalidEventDataError(event.type, 'metadata', 'must be a plain object');
+  }
+  assertJsonFaithful(event.type, 'metadata', event.metadata);
+}
+
+/**
+ * The write path, run inside the event's INSERT transaction (before the INSERT): lock the
+ * aggregate row, check the expected version, apply the event to the locked state, write the
+ * aggregate, and fill in the event's aggregate id, version and createdAt. The caller's aggregate
+ * instance receives the new state; the log restores it if the transaction rolls back.
+ */
+export async function writeEvent(
+  manager: EntityManager,
+  definition: AggregateDefinition,
+  event: AggregateEvent,
+  log: TransactionLog,
+): Promise<void> {
+  const queryRunner = manager.queryRunner;
+  if (!queryRunner || !queryRunner.isTransactionActive) {
+    throw new EventSourcingConfigError(`${event.type} must be saved inside a transaction (do not pass { transaction: false })`);
+  }
+  assertStorable(event);
+  const pending = pendingWriteOf(event);
+  const caller = pending.aggregate;
+  const existingId = caller ? definition.idOf(caller) : event.aggregateId;
+  const callerBefore = caller ? definition.snapshot(caller) : undefined;
+
+  const aggregate =
+    existingId === undefined || existingId === null
+      ? await createAggregate(manager, definition, event, pending.expectedVersion)
+      : await updateAggregate(manager, definition, event, existingId, pending.expectedVersion);
+
+  event.aggregateId = definition.idOf(aggregate);
+  if (caller) definition.copyColumns(aggregate, caller);
+  log.record(queryRunner, { event, definition, depth: transactionDepthOf(queryRunner), caller, callerBefore });
+}
+
+async function createAggregate(
+  manager: EntityManager,
+  definition: AggregateDefinition,
+  event: AggregateEvent,
+  expectedVersion: number | undefined,
+): Promise<ObjectLiteral> {
+  if (expectedVersion !== undefined && expectedVersion !== 0) {
+    throw new ConcurrencyError(definition.name, '(new)', expectedVersion, 0, false);
+  }
+  const fresh = await definition.fresh(manager);
+  event.createdAt = new Date();
+  const aggregate = applyEvent(event, fresh, definition, undefined);
+  event.version = 1;
+  definition.setVersion(aggregate, 1);
+  await manager.insert(definition.target, aggregate);
+  return aggregate;
+}
+
+async function updateAggregate(
+  manager: EntityManager,
+  definition: AggregateDefinition,
+  event: AggregateEvent,
+  id: unknown,
+  expectedVersion: number | undefined,
+): Promise<ObjectLiteral> {
+  let locked: ObjectLiteral | null;
+  try {
+    locked = await manager
+      .createQueryBuilder(definition.target, 'aggregate')
+      .setLock('pessimistic_write')
+      .whereInIds([id])
+      .getOne();
+  } catch (error) {
+    throw asConcurrencyError(error, definition, id);
+  }
+  if (!locked) throw new AggregateNotFoundError(definition.name, id);
+  const current = definition.versionOf(locked);
+  if (expectedVersion !== undefined && expectedVersion !== current) {
+    throw new ConcurrencyError(definition.name, id, expectedVersion, current, false);
+  }
+  const before = definition.snapshot(locked);
+  event.createdAt = new Date();
+  const aggregate = applyEvent(event, locked, definition, id);
+  event.version = current + 1;
+  definition.setVersion(aggregate, event.version);
+  await writeColumns(manager, definition, aggregate, definition.changedColumns(before, aggregate));
+  return aggregate;
+}
+
+/**
+ * One parameterised UPDATE of the given columns plus the version (and the update-date column,
+ * whose new value is read back), keyed by primary key.
+ */
+export async function writeColumns(
+  manager: EntityManager,
+  definition: AggregateDefinition,
+  aggregate: ObjectLiteral,
+  columns: readonly ColumnMetadata[],
+): Promise<void> {
+  const driver = manager.connection.driver;
+  const parameters: unknown[] = [];
+  const assignments = [...columns, definition.versionColumn].map((column) => {
+    parameters.push(driver.preparePersistentValue(column.getEntityValue(aggregate), column));
+    return `${driver.escape(column.databaseName)} = $${parameters.length}`;
+  });
+  const updateDate = definition.metadata.updateDateColumn;
+  if (updateDate) assignments.push(`${driver.escape(updateDate.databaseName)} = CURRENT_TIMESTAMP`);
+  parameters.push(driver.preparePersistentValue(definition.idOf(aggregate), definition.primaryColumn));
+  const table = driver.escape(definition.metadata.tableName);
+  const schema = definition.metadata.schema ? `${driver.escape(definition.metadata.schema)}.` : '';
+  const returning = updateDate ? ` RETURNING ${driver.escape(updateDate.databaseName)} AS "updated"` : '';
+  const sql = `UPDATE ${schema}${table} SET ${assignments.join(', ')} WHERE ${driver.escape(definition.primaryColumn.databaseName)} = $${parameters.length}${returning}`;
+  const result = await manager.query(sql, parameters);
+  if (updateDate) {
+    const rows = Array.isArray(result[0]) ? result[0] : result;
+    if (rows[0]) updateDate.setEntityValue(aggregate, driver.prepareHydratedValue(rows[0].updated, updateDate));
+  }
+}

@@ -1,0 +1,34 @@
+// The public API. Everything a user imports comes from here.
+export { Aggregate, type AggregateOptions } from './aggregates/aggregate.decorator';
+export { AggregateVersion } from './aggregates/aggregate-version.decorator';
+export { HasEvents } from './aggregates/has-events.decorator';
+export {
+  AggregateEvent,
+  type AggregateOf,
+  type BuildOptions,
+  type EventAttributes,
+  type EventMetadata,
+} from './events/aggregate-event';
+export { Data, type DataOptions } from './events/data.decorator';
+export { EventType } from './events/event-type.decorator';
+export { EventsOf, type EventsOfOptions } from './events/events-of.decorator';
+export {
+  EventSourcing,
+  type AppendOptions,
+  type CommitListener,
+  type EventSourcingOptions,
+} from './event-sourcing';
+export type { RebuildAllOptions, RebuildProgress } from './replay/rebuild';
+export type { StateAtOptions } from './replay/state-at';
+export type { VerifyMismatch, VerifyOptions } from './replay/verify';
+export { EventSourcingSchema1764115200000 } from './schema/event-sourcing-schema-migration';
+export { AggregateNotFoundError } from './errors/aggregate-not-found-error';
+export { ConcurrencyError } from './errors/concurrency-error';
+export { EventApplyError } from './errors/event-apply-error';
+export { EventSourcingConfigError } from './errors/event-sourcing-config-error';
+export { EventSourcingError } from './errors/event-sourcing-error';
+export { ImmutableEventError } from './errors/immutable-event-error';
+export { InvalidEventDataError } from './errors/invalid-event-data-error';
+export { UnknownEventAttributeError } from './errors/unknown-event-attribute-error';
+export { UnknownEventTypeError } from './errors/unknown-event-type-error';
+export { VersionOutOfRangeError } from './errors/version-out-of-range-error';

@@ -1,0 +1,79 @@
+import type { DataSource, EntityMetadata } from 'typeorm';
+import { AggregateDefinition } from '../aggregates/aggregate-definition';
+import { EventSourcingConfigError } from '../errors/event-sourcing-config-error';
+import { getMetadataStorage } from './metadata-storage';
+
+/**
+ * The decorated classes of one DataSource, resolved against its entity metadata when
+ * `EventSourcing.attach` runs. Mismatches fail here, at start-up, with a message saying what to fix.
+ */
+export class EventSourcingRegistry {
+  readonly #byAggregate = new Map<Function, AggregateDefinition>();
+  readonly #byEventsTable = new Map<EntityMetadata, AggregateDefinition>();
+
+  constructor(dataSource: DataSource) {
+    const storage = getMetadataStorage();
+    const claimedTypes = new Map<string, Function>();
+    for (const eventsMetadata of dataSource.entityMetadatas) {
+      const eventsOf = storage.eventsOf.find((record) => record.target === eventsMetadata.target);
+      if (!eventsOf) continue;
+      const aggregateTarget = eventsOf.aggregate();
+      const eventsName = (eventsMetadata.target as Function).name;
+      if (!dataSource.hasMetadata(aggregateTarget)) {
+        throw new EventSourcingConfigError(`${eventsName} are events of ${aggregateTarget.name}, which is not an entity of this DataSource: add it to entities`);
+      }
+      const metadata = dataSource.getMetadata(aggregateTarget);
+      const aggregate = storage.aggregates.find((record) => record.target === aggregateTarget);
+      if (!aggregate) {
+        throw new EventSourcingConfigError(`${aggregateTarget.name} has events (${eventsName}) but is not decorated with @Aggregate()`);
+      }
+      const version = storage.aggregateVersions.find((record) => record.target === aggregateTarget);
+      if (!version) {
+        throw new EventSourcingConfigError(`${aggregateTarget.name} needs an @AggregateVersion() property`);
+      }
+      if (metadata.primaryColumns.length !== 1) {
+        throw new EventSourcingConfigError(`${aggregateTarget.name} must have exactly one primary column to have events (it has ${metadata.primaryColumns.length})`);
+      }
+      for (const property of aggregate.exclude) {
+        if (!metadata.findColumnWithPropertyName(property)) {
+          throw new EventSourcingConfigError(`@Aggregate({ exclude }) of ${aggregateTarget.name} names '${property}', which is not a column`);
+        }
+      }
+      for (const child of eventsMetadata.childEntityMetadatas) {
+        const type = storage.eventTypeOf(child.target as Function)?.name ?? child.discriminatorValue;
+        if (!type) continue;
+        const other = claimedTypes.get(type);
+        if (other && other !== child.target) {
+          throw new EventSourcingConfigError(`event type '${type}' is claimed by both ${other.name} and ${(child.target as Function).name}`);
+        }
+        claimedTypes.set(type, child.target as Function);
+      }
+      const definition = new AggregateDefinition(metadata, eventsMetadata, version.propertyName, aggregate.exclude);
+      this.#byAggregate.set(aggregateTarget, definition);
+      this.#byEventsTable.set(eventsMetadata, definition);
+    }
+  }
+
+  /** The definition of an aggregate class, or an error naming it. */
+  aggregate(target: Function): AggregateDefinition {
+    const definition = this.#byAggregate.get(target);
+    if (!definition) {
+      throw new EventSourcingConfigError(`${target.name} is not an aggregate with events in this DataSource`);
+    }
+    return definition;
+  }
+
+  /** The definition owning an events table, for the metadata of the table or of any event class in it. */
+  forEventsMetadata(metadata: EntityMetadata): AggregateDefinition | undefined {
+    return this.#byEventsTable.get(metadata) ?? (metadata.parentEntityMetadata ? this.#byEventsTable.get(metadata.parentEntityMetadata) : undefined);
+  }
+
+  /** The definition of an aggregate's entity metadata, if it is one. */
+  forAggregateMetadata(metadata: EntityMetadata): AggregateDefinition | undefined {
+    return this.#byAggregate.get(metadata.target as Function);
+  }
+
+  get definitions(): AggregateDefinition[] {
+    return [...this.#byAggregate.values()];
+  }
+}

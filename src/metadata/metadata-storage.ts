@@ -1,0 +1,85 @@
+/**
+ * What the decorators record. Decorators only push plain records here (and TypeORM's own
+ * metadata args); the records are resolved against a DataSource's entity metadata when
+ * `EventSourcing.attach` runs, because the classes they point at may not exist yet while
+ * decorators run.
+ */
+export interface AggregateRecord {
+  readonly target: Function;
+  /** Properties that are not derived from events (not compared by verify, not written by rebuild). */
+  readonly exclude: readonly string[];
+}
+
+export interface AggregateVersionRecord {
+  readonly target: Function;
+  readonly propertyName: string;
+}
+
+export interface HasEventsRecord {
+  readonly target: Function;
+  readonly propertyName: string;
+  readonly events: () => Function;
+}
+
+export interface EventsOfRecord {
+  /** The abstract events class of one aggregate (one table). */
+  readonly target: Function;
+  readonly aggregate: () => Function;
+}
+
+export interface EventTypeRecord {
+  readonly target: Function;
+  /** The stored name, e.g. `'Subscription.Activated'`. */
+  readonly name: string;
+}
+
+export interface DataRecord {
+  readonly target: Function;
+  readonly propertyName: string;
+  /** Explicit type, for properties whose `design:type` is `Object` (unions such as `Date | null`). */
+  readonly type: (() => unknown) | undefined;
+  /** The type TypeScript emitted for the property, when decorator metadata is on. */
+  readonly designType: unknown;
+}
+
+export class MetadataStorage {
+  readonly aggregates: AggregateRecord[] = [];
+  readonly aggregateVersions: AggregateVersionRecord[] = [];
+  readonly hasEvents: HasEventsRecord[] = [];
+  readonly eventsOf: EventsOfRecord[] = [];
+  readonly eventTypes: EventTypeRecord[] = [];
+  readonly data: DataRecord[] = [];
+
+  /** The `@Data` records of a class and of every class it extends, parents first. */
+  dataOf(target: Function): DataRecord[] {
+    const chain: Function[] = [];
+    for (let t: unknown = target; typeof t === 'function' && t !== Function.prototype; t = Object.getPrototypeOf(t)) {
+      chain.unshift(t as Function);
+    }
+    return chain.flatMap((t) => this.data.filter((record) => record.target === t));
+  }
+
+  /** The `@EventsOf` record that an event class (or one of its parents) carries. */
+  eventsOfFor(target: Function): EventsOfRecord | undefined {
+    for (let t: unknown = target; typeof t === 'function' && t !== Function.prototype; t = Object.getPrototypeOf(t)) {
+      const record = this.eventsOf.find((r) => r.target === t);
+      if (record) return record;
+    }
+    return undefined;
+  }
+
+  eventTypeOf(target: Function): EventTypeRecord | undefined {
+    return this.eventTypes.find((record) => record.target === target);
+  }
+}
+
+const storageKey = Symbol.for('typeorm-event-sourcing.metadata-storage');
+
+/**
+ * The process-wide storage, kept on `globalThis` so that two installed copies of the package
+ * (an app's and a CLI's, say) see the same decorated classes.
+ */
+export function getMetadataStorage(): MetadataStorage {
+  const scope = globalThis as { [storageKey]?: MetadataStorage };
+  return (scope[storageKey] ??= new MetadataStorage());
+}

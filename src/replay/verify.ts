@@ -1,0 +1,66 @@
+import type { EntityManager, ObjectLiteral } from 'typeorm';
+import type { AggregateDefinition } from '../aggregates/aggregate-definition';
+import { sameValue } from '../aggregates/column-values';
+import { aggregateIdPages, assertExists, loadHistories } from './history';
+import { replayEvents } from './replay-events';
+
+/** Options of `es.verify`. */
+export interface VerifyOptions {
+  /** Verify this aggregate only. */
+  id?: unknown;
+  /**
+   * Aggregates read per query.
+   * @defaultValue 500
+   */
+  batchSize?: number;
+  /** Called after every batch with the number of aggregates checked so far. */
+  onProgress?: (progress: { processed: number; total: number }) => void;
+}
+
+/** One column of one row that differs from the replay of its events. */
+export interface VerifyMismatch {
+  /** The aggregate's primary key. */
+  id: unknown;
+  /** The property name of the column (the version property for a version mismatch). */
+  column: string;
+  /** The value in the row. */
+  stored: unknown;
+  /** The value the events produce. */
+  replayed: unknown;
+}
+
+async function verifyIds(manager: EntityManager, definition: AggregateDefinition, ids: readonly unknown[]): Promise<VerifyMismatch[]> {
+  const rows = (await manager.createQueryBuilder(definition.target, 'aggregate').whereInIds(ids as unknown[]).getMany()) as ObjectLiteral[];
+  const histories = await loadHistories(manager, definition, ids);
+  const mismatches: VerifyMismatch[] = [];
+  for (const row of rows) {
+    const id = definition.idOf(row);
+    const replayed = await replayEvents(manager, definition, id, histories.get(String(id)) ?? []);
+    for (const column of [...definition.sourcedColumns, definition.versionColumn]) {
+      const stored = column.getEntityValue(row);
+      const expected = column.getEntityValue(replayed);
+      if (!sameValue(stored, expected)) mismatches.push({ id, column: column.propertyName, stored, replayed: expected });
+    }
+  }
+  return mismatches;
+}
+
+/**
+ * The rows whose sourced columns (or version) differ from the replay of their events, read in
+ * primary-key order a batch at a time. An empty array means every row matches its history.
+ */
+export async function verify(manager: EntityManager, definition: AggregateDefinition, options: VerifyOptions = {}): Promise<VerifyMismatch[]> {
+  if (options.id !== undefined) {
+    await assertExists(manager, definition, options.id);
+    return verifyIds(manager, definition, [options.id]);
+  }
+  const total = await manager.count(definition.target);
+  const mismatches: VerifyMismatch[] = [];
+  let processed = 0;
+  for await (const ids of aggregateIdPages(manager, definition, options.batchSize ?? 500)) {
+    mismatches.push(...(await verifyIds(manager, definition, ids)));
+    processed += ids.length;
+    options.onProgress?.({ processed, total });
+  }
+  return mismatches;
+}

@@ -1,0 +1,71 @@
+import type { DataSource, Driver, QueryRunner } from 'typeorm';
+import type { AggregateDefinition } from '../aggregates/aggregate-definition';
+
+/** The sequence every events table draws `position` from (see `AggregateEvent.position`). */
+export const POSITION_SEQUENCE = 'es_event_position';
+const REFUSE_FUNCTION = 'es_refuse_event_change';
+const TRIGGER = 'es_append_only';
+
+function qualifiedTable(driver: Driver, definition: AggregateDefinition): string {
+  const { schema, tableName } = definition.eventsMetadata;
+  return (schema ? `${driver.escape(schema)}.` : '') + driver.escape(tableName);
+}
+
+/**
+ * What the library needs in the database besides the tables TypeORM generates: the shared
+ * position sequence and, on every events table, a trigger refusing UPDATE and DELETE. Every
+ * statement is idempotent and safe to run from several processes at once.
+ */
+export function schemaStatements(driver: Driver, definitions: readonly AggregateDefinition[]): string[] {
+  const statements = [
+    `SELECT pg_advisory_xact_lock(hashtext('typeorm-event-sourcing.schema'))`,
+    `CREATE SEQUENCE IF NOT EXISTS ${POSITION_SEQUENCE}`,
+    `CREATE OR REPLACE FUNCTION ${REFUSE_FUNCTION}() RETURNS trigger LANGUAGE plpgsql AS $fn$
+BEGIN
+  RAISE EXCEPTION 'events are append-only: % on %.% refused', TG_OP, TG_TABLE_SCHEMA, TG_TABLE_NAME
+    USING ERRCODE = 'restrict_violation';
+END
+$fn$`,
+  ];
+  for (const definition of definitions) {
+    const table = qualifiedTable(driver, definition);
+    const literal = `'${table.replace(/'/g, "''")}'`;
+    statements.push(`DO $do$
+BEGIN
+  IF NOT EXISTS (SELECT 1 FROM pg_trigger WHERE tgname = '${TRIGGER}' AND tgrelid = ${literal}::regclass) THEN
+    CREATE TRIGGER ${TRIGGER} BEFORE UPDATE OR DELETE ON ${table}
+      FOR EACH ROW EXECUTE FUNCTION ${REFUSE_FUNCTION}();
+  END IF;
+END
+$do$`);
+  }
+  return statements;
+}
+
+/** The statements that undo {@link schemaStatements}. */
+export function dropSchemaStatements(driver: Driver, definitions: readonly AggregateDefinition[]): string[] {
+  return [
+    ...definitions.map((definition) => `DROP TRIGGER IF EXISTS ${TRIGGER} ON ${qualifiedTable(driver, definition)}`),
+    `DROP FUNCTION IF EXISTS ${REFUSE_FUNCTION}()`,
+    `DROP SEQUENCE IF EXISTS ${POSITION_SEQUENCE}`,
+  ];
+}
+
+/** Runs statements in one transaction of its own, or in the caller's when one is active. */
+export async function runStatements(queryRunner: QueryRunner, statements: readonly string[]): Promise<void> {
+  const own = !queryRunner.isTransactionActive;
+  if (own) await queryRunner.startTransaction();
+  try {
+    for (const statement of statements) await queryRunner.query(statement);
+    if (own) await queryRunner.commitTransaction();
+  } catch (error) {
+    if (own) await queryRunner.rollbackTransaction();
+    throw error;
+  }
+}
+
+/** Connects a DataSource's definitions to the schema statements (used by `es.schema` and the migration). */
+export interface SchemaSource {
+  dataSource: DataSource;
+  definitions: readonly AggregateDefinition[];
+}

@@ -1,0 +1,80 @@
+import type {
+  EntityMetadata,
+  EntitySubscriberInterface,
+  InsertEvent,
+  LoadEvent,
+  RemoveEvent,
+  SoftRemoveEvent,
+  TransactionCommitEvent,
+  TransactionRollbackEvent,
+  UpdateEvent,
+} from 'typeorm';
+import { ImmutableEventError } from '../errors/immutable-event-error';
+import { UnknownEventTypeError } from '../errors/unknown-event-type-error';
+import { AggregateEvent } from '../events/aggregate-event';
+import type { TransactionLog, WrittenEvent } from '../events/transaction-log';
+import { writeEvent } from '../events/write-path';
+import type { EventSourcingRegistry } from '../metadata/event-sourcing-registry';
+
+/**
+ * The TypeORM edge of the library: turns TypeORM's entity and transaction events into calls to
+ * the write path and the transaction log. One instance per attached DataSource.
+ */
+export class EventSourcingSubscriber implements EntitySubscriberInterface {
+  constructor(
+    private readonly registry: EventSourcingRegistry,
+    private readonly log: TransactionLog,
+    private readonly onCommitted: (written: WrittenEvent[]) => void,
+  ) {}
+
+  async beforeInsert(event: InsertEvent<any>): Promise<void> {
+    const definition = this.registry.forEventsMetadata(event.metadata);
+    if (!definition || !(event.entity instanceof AggregateEvent)) return;
+    await writeEvent(event.manager, definition, event.entity, this.log);
+  }
+
+  beforeUpdate(event: UpdateEvent<any>): void {
+    this.#refuse(event.metadata, 'update', event.entity ?? event.databaseEntity);
+  }
+
+  beforeRemove(event: RemoveEvent<any>): void {
+    this.#refuse(event.metadata, 'remove', event.entity ?? event.databaseEntity);
+  }
+
+  beforeSoftRemove(event: SoftRemoveEvent<any>): void {
+    this.#refuse(event.metadata, 'remove', event.entity ?? event.databaseEntity);
+  }
+
+  afterLoad(entity: any, event?: LoadEvent<any>): void {
+    const metadata = event?.metadata;
+    if (!metadata) return;
+    const eventsOwner = this.registry.forEventsMetadata(metadata);
+    if (eventsOwner && entity instanceof AggregateEvent && entity.constructor === eventsOwner.eventsMetadata.target) {
+      throw new UnknownEventTypeError(eventsOwner.eventsMetadata.tableName, entity.id, entity.type);
+    }
+    const aggregate = this.registry.forAggregateMetadata(metadata);
+    if (aggregate) {
+      for (const relation of metadata.oneToManyRelations) {
+        const events = relation.getEntityValue(entity);
+        if (Array.isArray(events) && this.registry.forEventsMetadata(relation.inverseEntityMetadata)) {
+          events.sort((a: AggregateEvent, b: AggregateEvent) => a.version - b.version);
+        }
+      }
+    }
+  }
+
+  afterTransactionCommit(event: TransactionCommitEvent): void {
+    // Fires on RELEASE SAVEPOINT too; the log hands events over only after the outermost COMMIT.
+    const committed = this.log.committed(event.queryRunner);
+    if (committed.length > 0) this.onCommitted(committed);
+  }
+
+  afterTransactionRollback(event: TransactionRollbackEvent): void {
+    this.log.rolledBack(event.queryRunner);
+  }
+
+  #refuse(metadata: EntityMetadata, operation: 'update' | 'remove', entity: { id?: unknown } | undefined): void {
+    const definition = this.registry.forEventsMetadata(metadata);
+    if (definition) throw new ImmutableEventError(definition.eventsMetadata.tableName, operation, entity?.id);
+  }
+}
