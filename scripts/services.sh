@@ -72,6 +72,9 @@ start_pg() {
   chmod 755 "$SERVICES_DIR" "$PG_DIR"
   [ "$(id -u)" = 0 ] && chown postgres "$PG_DIR"
   if pg_running; then return 0; fi
+  if "$PG_BIN/pg_isready" -q -h 127.0.0.1 -p "$PG_PORT" 2>/dev/null; then
+    say "reusing the PostgreSQL already listening on 127.0.0.1:$PG_PORT"; return 0
+  fi
   if [ ! -f "$PG_DIR/data/PG_VERSION" ]; then
     as_pg_user "'$PG_BIN/initdb' -D '$PG_DIR/data' -U postgres --auth=trust -E UTF8 --locale=C.UTF-8" >"$PG_DIR/initdb.log" 2>&1 \
       || { cat "$PG_DIR/initdb.log" >&2; exit 1; }
@@ -84,6 +87,9 @@ start_pg() {
 start_redis() {
   mkdir -p "$REDIS_DIR"
   if redis_running; then return 0; fi
+  if [ "$(redis-cli -h 127.0.0.1 -p "$REDIS_PORT" ping 2>/dev/null)" = PONG ]; then
+    say "reusing the Redis already listening on 127.0.0.1:$REDIS_PORT"; return 0
+  fi
   redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --daemonize yes --save '' --appendonly no \
     --dir "$REDIS_DIR" --pidfile "$REDIS_DIR/redis.pid" --logfile "$REDIS_DIR/redis.log"
   for _ in $(seq 1 100); do

@@ -1,0 +1,51 @@
+import 'reflect-metadata';
+import { Column, Entity, PrimaryGeneratedColumn } from 'typeorm';
+import { Aggregate, AggregateEvent, AggregateVersion, Data, EventsOf, EventType, HasEvents } from 'typeorm-event-sourcing';
+
+// 1. The aggregate: an ordinary TypeORM entity that has many events.
+@Aggregate()
+@Entity()
+export class Subscription {
+  @PrimaryGeneratedColumn() id!: number;
+  @Column({ type: 'int' }) userId!: number;
+  @Column({ type: 'varchar', default: 'pending' }) status!: string;
+  @Column({ type: 'varchar', nullable: true }) stripeKey!: string | null;
+  @Column({ type: 'timestamptz', nullable: true }) activatedAt!: Date | null;
+  @AggregateVersion() version!: number;
+  @HasEvents(() => SubscriptionEvent) events!: SubscriptionEvent[];
+}
+
+// 2. Its events, stored in subscription_events.
+@EventsOf(() => Subscription)
+export abstract class SubscriptionEvent extends AggregateEvent<Subscription> {}
+
+@EventType('Subscription.Created')
+export class SubscriptionCreated extends SubscriptionEvent {
+  @Data() userId!: number;
+  apply(subscription: Subscription): Subscription {
+    subscription.userId = this.userId;
+    return subscription;
+  }
+}
+
+@EventType('Subscription.Activated')
+export class SubscriptionActivated extends SubscriptionEvent {
+  @Data() stripeKey!: string;
+  apply(subscription: Subscription): Subscription {
+    subscription.stripeKey = this.stripeKey;
+    subscription.status = 'active';
+    subscription.activatedAt = this.createdAt;
+    return subscription;
+  }
+}
+
+@EventType('Subscription.Cancelled')
+export class SubscriptionCancelled extends SubscriptionEvent {
+  @Data() reason!: string;
+  apply(subscription: Subscription): Subscription {
+    subscription.status = 'cancelled';
+    return subscription;
+  }
+}
+
+export const entities = [Subscription, SubscriptionEvent, SubscriptionCreated, SubscriptionActivated, SubscriptionCancelled];
