@@ -72,7 +72,9 @@ start_pg() {
   chmod 755 "$SERVICES_DIR" "$PG_DIR"
   [ "$(id -u)" = 0 ] && chown postgres "$PG_DIR"
   if pg_running; then return 0; fi
-  if "$PG_BIN/pg_isready" -q -h 127.0.0.1 -p "$PG_PORT" 2>/dev/null; then
+  local isready="$PG_BIN/pg_isready"
+  [ -x "$isready" ] || isready=$(command -v pg_isready || echo false)
+  if "$isready" -q -h 127.0.0.1 -p "$PG_PORT" 2>/dev/null; then
     say "reusing the PostgreSQL already listening on 127.0.0.1:$PG_PORT"; return 0
   fi
   if [ ! -f "$PG_DIR/data/PG_VERSION" ]; then
