@@ -48,7 +48,7 @@ services: missing ${pkgs[*]}.
   Debian/Ubuntu:  sudo apt-get install postgresql redis-server
   macOS:          brew install postgresql@15 redis
   Docker:         docker compose up -d, then
-                  export DATABASE_URL=postgres://postgres:postgres@127.0.0.1:$PG_PORT/postgres
+                  export DATABASE_URL=postgres://postgres@127.0.0.1:$PG_PORT/postgres
                   export REDIS_URL=redis://127.0.0.1:$REDIS_PORT
 MSG
   exit 1

@@ -21,7 +21,7 @@ export {
 export type { RebuildAllOptions, RebuildProgress } from './replay/rebuild';
 export type { StateAtOptions } from './replay/state-at';
 export type { VerifyMismatch, VerifyOptions } from './replay/verify';
-export { EventSourcingSchema1764115200000 } from './schema/event-sourcing-schema-migration';
+export { eventSourcingMigration, type MigrationClass } from './schema/event-sourcing-schema-migration';
 export { AggregateNotFoundError } from './errors/aggregate-not-found-error';
 export { ConcurrencyError } from './errors/concurrency-error';
 export { EventApplyError } from './errors/event-apply-error';

@@ -2,7 +2,8 @@ import 'reflect-metadata';
 import { Column, Entity, PrimaryGeneratedColumn } from 'typeorm';
 import { Aggregate, AggregateEvent, AggregateVersion, Data, EventsOf, EventType, HasEvents } from 'typeorm-event-sourcing';
 
-// 1. The aggregate: an ordinary TypeORM entity that has many events.
+// #region aggregate
+// The aggregate: an ordinary TypeORM entity that has many events.
 @Aggregate()
 @Entity()
 export class Subscription {
@@ -14,8 +15,10 @@ export class Subscription {
   @AggregateVersion() version!: number;
   @HasEvents(() => SubscriptionEvent) events!: SubscriptionEvent[];
 }
+// #endregion aggregate
 
-// 2. Its events, stored in subscription_events.
+// #region events
+// Its events, stored in subscription_events.
 @EventsOf(() => Subscription)
 export abstract class SubscriptionEvent extends AggregateEvent<Subscription> {}
 
@@ -47,5 +50,7 @@ export class SubscriptionCancelled extends SubscriptionEvent {
     return subscription;
   }
 }
+
+// #endregion events
 
 export const entities = [Subscription, SubscriptionEvent, SubscriptionCreated, SubscriptionActivated, SubscriptionCancelled];
