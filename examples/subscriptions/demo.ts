@@ -23,9 +23,12 @@ async function demoDatabaseUrl(serverUrl: string): Promise<string> {
 
 async function main(): Promise<void> {
   const { databaseUrl } = ensureServices();
-  const dataSource = new DataSource({ type: 'postgres', url: await demoDatabaseUrl(databaseUrl), entities, synchronize: true });
+  const url = await demoDatabaseUrl(databaseUrl);
+  // #region attach
+  const dataSource = new DataSource({ type: 'postgres', url, entities, synchronize: true });
   await dataSource.initialize();
-  const es = await EventSourcing.attach(dataSource);
+  const es = await EventSourcing.attach(dataSource); // synchronize also creates the triggers and sequence
+  // #endregion attach
   try {
     // Creating an event creates the aggregate: event and row are written in one transaction.
     const created = await dataSource.manager.save(SubscriptionCreated.build({ userId: 1, metadata: { source: 'demo' } }));

@@ -46,6 +46,8 @@ export class SubscriptionActivated extends SubscriptionEvent {
 export class SubscriptionCancelled extends SubscriptionEvent {
   @Data() reason!: string;
   apply(subscription: Subscription): Subscription {
+    // Commands check this before building the event; apply is the last wall.
+    if (subscription.status === 'cancelled') throw new Error('subscription is already cancelled');
     subscription.status = 'cancelled';
     return subscription;
   }
