@@ -1,0 +1,74 @@
+import { readdirSync } from 'node:fs';
+import path from 'node:path';
+import { EventSourcing } from 'typeorm-event-sourcing';
+import { run as runReplay } from '../../examples/docs/replay';
+import { run as runWritingEvents } from '../../examples/docs/writing-events';
+import { entities, Subscription } from '../../examples/subscriptions/model';
+import { freshDatabase, testDataSource } from '../support/database';
+import { codeBlocks, region } from '../support/doc-includes';
+
+/**
+ * The docs cannot rot: every TypeScript block in README.md and docs/ is a region of a file under
+ * examples/ (type-checked with the suite), and those files run here against real PostgreSQL.
+ */
+const root = path.join(__dirname, '..', '..');
+const docs = [path.join(root, 'README.md'), ...readdirSync(path.join(root, 'docs')).filter((f) => f.endsWith('.md')).map((f) => path.join(root, 'docs', f))];
+const tsBlocks = docs.flatMap(codeBlocks).filter((block) => block.language === 'ts' || block.language === 'typescript');
+
+test.each(tsBlocks.map((block) => [`${block.doc}: ${block.include ?? block.code.split('\n')[0]}`, block] as const))(
+  'code block %s is a region of a runnable example',
+  (_name, block) => {
+    expect(block.include).toBeDefined();
+    const [file, name] = block.include!.split('#');
+    expect(block.code).toBe(region(path.join(root, file), name));
+  },
+);
+
+describe('the examples the docs show', () => {
+  test('writing events (docs/concepts.md)', async () => {
+    const dataSource = await testDataSource('docs_writing', entities);
+    const es = await EventSourcing.attach(dataSource);
+    try {
+      const result = await runWritingEvents(dataSource, es);
+      expect(result).toEqual({
+        afterActivation: { status: 'active', version: 2, eventVersion: 2 },
+        conflict: 'Subscription 1: expected version 1, but it is at version 2',
+        final: { status: 'cancelled', version: 5 },
+        failed: 'Subscription.Cancelled.apply failed on Subscription 1: subscription is already cancelled',
+      });
+      const history = await es.history(Subscription, 1);
+      expect(history.map((event) => event.type)).toEqual([
+        'Subscription.Created',
+        'Subscription.Activated',
+        'Subscription.Cancelled',
+        'Subscription.Activated',
+        'Subscription.Cancelled',
+      ]);
+    } finally {
+      await es.close();
+      await dataSource.destroy();
+    }
+  });
+
+  test('replay (docs/replay.md)', async () => {
+    const dataSource = await testDataSource('docs_replay', entities);
+    const es = await EventSourcing.attach(dataSource);
+    const log = jest.spyOn(console, 'log').mockImplementation(() => undefined);
+    try {
+      const result = await runReplay(dataSource, es);
+      expect(result).toEqual({
+        history: ['1 Subscription.Created', '2 Subscription.Activated', '3 Subscription.Cancelled'],
+        afterActivation: 'active',
+        atThatMoment: 'active',
+        mismatches: [{ id: 1, column: 'status', stored: 'hacked', replayed: 'cancelled' }],
+        afterRebuild: [],
+        progress: { processed: 1, total: 1, rebuilt: 0 },
+      });
+      expect(log).toHaveBeenCalledWith('1/1');
+    } finally {
+      log.mockRestore();
+      await es.close();
+      await dataSource.destroy();
+    }
+  });
+});
