@@ -1,9 +1,10 @@
 import { readdirSync } from 'node:fs';
 import path from 'node:path';
 import { EventSourcing } from 'typeorm-event-sourcing';
+import { migratedDataSource } from '../../examples/docs/migrations';
 import { run as runReplay } from '../../examples/docs/replay';
 import { run as runWritingEvents } from '../../examples/docs/writing-events';
-import { entities, Subscription } from '../../examples/subscriptions/model';
+import { entities, Subscription, SubscriptionCreated } from '../../examples/subscriptions/model';
 import { freshDatabase, testDataSource } from '../support/database';
 import { codeBlocks, region } from '../support/doc-includes';
 
@@ -71,4 +72,26 @@ describe('the examples the docs show', () => {
       await dataSource.destroy();
     }
   });
+});
+
+test('a DataSource migrated as docs/schema.md shows: tables from the generated migration, the rest from eventSourcingMigration', async () => {
+  const dataSource = migratedDataSource(await freshDatabase('docs_migrations'));
+  await dataSource.initialize();
+  try {
+    const ran = await dataSource.runMigrations();
+    expect(ran.map((migration) => migration.name)).toEqual(['InitialSchema1764000000000', 'EventSourcingSchema1764000000001']);
+    // The generated migration matches the entities: nothing left for migration:generate to write.
+    expect((await dataSource.driver.createSchemaBuilder().log()).upQueries).toEqual([]);
+    const es = await EventSourcing.attach(dataSource);
+    try {
+      const created = await dataSource.manager.save(SubscriptionCreated.build({ userId: 3 }));
+      expect(created.position).toBeGreaterThan(0);
+      await expect(dataSource.query(`UPDATE subscription_events SET version = 9`)).rejects.toThrow(/append-only: UPDATE on public.subscription_events refused/);
+      await expect(dataSource.query(`DELETE FROM subscription_events`)).rejects.toThrow(/append-only: DELETE on public.subscription_events refused/);
+    } finally {
+      await es.close();
+    }
+  } finally {
+    await dataSource.destroy();
+  }
 });
