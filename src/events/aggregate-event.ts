@@ -170,15 +170,20 @@ Column({ name: 'schema_version', type: 'int', default: 1 })(prototype, 'schemaVe
 Column({ type: 'jsonb' })(prototype, 'data');
 Column({ type: 'jsonb' })(prototype, 'metadata');
 Column({ name: 'created_at', type: 'timestamptz', precision: 3 })(prototype, 'createdAt');
+// Column defaults are written exactly as TypeORM reads them back from PostgreSQL, which drops
+// every `::type` cast from the stored expression; with a cast here, `migration:generate` would
+// emit an ALTER ... SET DEFAULT on every events table, every time.
 Column({
   type: 'bigint',
-  // Late-bound (text, not regclass) so the table can be created before the sequence exists.
-  default: () => `nextval(('${POSITION_SEQUENCE}'::text)::regclass)`,
+  // Late-bound (a text expression, implicitly cast to regclass on every call, stored as
+  // `nextval((concat('...'))::regclass)`) so the table can be created before the sequence exists.
+  default: () => `nextval((concat('${POSITION_SEQUENCE}')))`,
   transformer: integer,
 })(prototype, 'position');
 Column({
   name: 'tx_id',
   type: 'bigint',
-  default: () => '((pg_current_xact_id())::text)::bigint',
+  // The same value as pg_current_xact_id() (epoch-extended, 64-bit), as a bigint without a cast.
+  default: () => 'txid_current()',
   transformer: integer,
 })(prototype, 'txId');
