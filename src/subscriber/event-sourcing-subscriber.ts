@@ -27,10 +27,27 @@ export class EventSourcingSubscriber implements EntitySubscriberInterface {
     private readonly onCommitted: (written: WrittenEvent[]) => void,
   ) {}
 
-  async beforeInsert(event: InsertEvent<any>): Promise<void> {
+  /** The write in progress on each connection; see beforeInsert. */
+  readonly #writing = new WeakMap<object, Promise<void>>();
+
+  beforeInsert(event: InsertEvent<any>): Promise<void> | void {
     const definition = this.registry.forEventsMetadata(event.metadata);
     if (!definition || !(event.entity instanceof AggregateEvent)) return;
-    await writeEvent(event.manager, definition, event.entity, this.log);
+    const entity = event.entity;
+    // TypeORM runs the beforeInsert listeners of one save([...]) concurrently, on one connection.
+    // Writes are chained per connection so that events of one aggregate get consecutive versions,
+    // and a failed write stops the ones queued behind it: they would otherwise keep running
+    // after TypeORM's ROLLBACK, outside the transaction.
+    const queryRunner = event.queryRunner;
+    const previous = this.#writing.get(queryRunner);
+    const write = () => writeEvent(event.manager, definition, entity, this.log);
+    const current = previous ? previous.then(write) : write();
+    this.#writing.set(queryRunner, current);
+    const forget = () => {
+      if (this.#writing.get(queryRunner) === current) this.#writing.delete(queryRunner);
+    };
+    current.then(forget, forget);
+    return current;
   }
 
   beforeUpdate(event: UpdateEvent<any>): void {
