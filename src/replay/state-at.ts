@@ -19,6 +19,11 @@ export async function stateAt(
   options: StateAtOptions,
 ): Promise<ObjectLiteral | null> {
   const byVersion = 'version' in options;
+  if (byVersion && (!Number.isInteger(options.version) || options.version < 0)) {
+    const latest = await manager.count<AggregateEvent>(definition.eventsMetadata.target, { where: { aggregateId: id } });
+    if (latest === 0) await assertExists(manager, definition, id);
+    throw new VersionOutOfRangeError(definition.name, id, options.version, latest);
+  }
   const events = await manager.find<AggregateEvent>(definition.eventsMetadata.target, {
     where: byVersion
       ? { aggregateId: id, version: LessThanOrEqual(options.version) }

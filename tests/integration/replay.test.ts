@@ -244,6 +244,12 @@ describe('stateAt by version', () => {
     const next = await rejection(es.stateAt(Subscription, id, { version: 5 }));
     expect(next).toBeInstanceOf(VersionOutOfRangeError);
     expect(next.message).toBe(`Subscription ${id} has no version 5 (latest is 4)`);
+
+    for (const invalid of [-1, 1.5]) {
+      const error = await rejection(es.stateAt(Subscription, id, { version: invalid }));
+      expect(error).toBeInstanceOf(VersionOutOfRangeError);
+      expect(error.message).toBe(`Subscription ${id} has no version ${invalid} (latest is 4)`);
+    }
   });
 
   test('of an aggregate without events: version 0 is null, version 1 is out of range', async () => {

@@ -11,7 +11,7 @@ export class Subscription {
   @Column({ type: 'varchar', default: 'pending' }) status!: string;
   @Column({ type: 'varchar', nullable: true }) stripeKey!: string | null;
   @Column({ type: 'timestamptz', nullable: true }) activatedAt!: Date | null;
-  @Column({ type: 'jsonb', default: () => `'[]'::jsonb` }) notes!: string[];
+  @Column({ type: 'jsonb', default: () => `'[]'` }) notes!: string[];
   @Column({ type: 'int', default: 0 }) viewCount!: number;
   @CreateDateColumn({ type: 'timestamptz' }) insertedAt!: Date;
   @UpdateDateColumn({ type: 'timestamptz' }) updatedAt!: Date;
