@@ -96,12 +96,18 @@ export function assertDataValue(eventType: string, record: DataRecord, value: un
   assertJsonFaithful(eventType, record.propertyName, value);
 }
 
-/** The jsonb object of an event's `@Data` properties. */
+/**
+ * The jsonb object of an event's `@Data` properties. An ordinary object (TypeORM compares column
+ * values with `hasOwnProperty`, which a null-prototype object lacks), its keys defined rather than
+ * assigned so that no property name can reach the prototype.
+ */
 export function collectData(event: object, records: readonly DataRecord[]): Record<string, unknown> {
-  const data: Record<string, unknown> = Object.create(null);
+  const data: Record<string, unknown> = {};
   for (const record of records) {
     const value = (event as Record<string, unknown>)[record.propertyName];
-    if (value !== undefined) data[record.propertyName] = value;
+    if (value !== undefined) {
+      Object.defineProperty(data, record.propertyName, { value, enumerable: true, writable: true, configurable: true });
+    }
   }
   return data;
 }
