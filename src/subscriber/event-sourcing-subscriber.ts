@@ -9,6 +9,7 @@ import type {
   TransactionRollbackEvent,
   UpdateEvent,
 } from 'typeorm';
+import { EventSourcingConfigError } from '../errors/event-sourcing-config-error';
 import { ImmutableEventError } from '../errors/immutable-event-error';
 import { UnknownEventTypeError } from '../errors/unknown-event-type-error';
 import { AggregateEvent } from '../events/aggregate-event';
@@ -32,8 +33,14 @@ export class EventSourcingSubscriber implements EntitySubscriberInterface {
 
   beforeInsert(event: InsertEvent<any>): Promise<void> | void {
     const definition = this.registry.forEventsMetadata(event.metadata);
-    if (!definition || !(event.entity instanceof AggregateEvent)) return;
+    if (!definition) return;
     const entity = event.entity;
+    if (!(entity instanceof AggregateEvent)) {
+      // A plain object would be stored as is: no apply, no aggregate row, any version.
+      throw new EventSourcingConfigError(
+        `${definition.eventsMetadata.tableName}: an event is written by saving an instance of its event class (built with build()), not a plain object`,
+      );
+    }
     // TypeORM runs the beforeInsert listeners of one save([...]) concurrently, on one connection.
     // Writes are chained per connection so that events of one aggregate get consecutive versions,
     // and a failed write stops the ones queued behind it: they would otherwise keep running
