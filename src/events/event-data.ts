@@ -66,7 +66,7 @@ export function assertJsonFaithful(eventType: string, path: string, value: unkno
   const inner = [...ancestors, object];
   if (Array.isArray(object)) {
     object.forEach((item, index) => {
-      if (item === undefined) fail(`[${index}] is undefined, which JSON stores as null`);
+      if (item === undefined) throw new InvalidEventDataError(eventType, `${path}[${index}]`, 'is undefined, which JSON stores as null');
       assertJsonFaithful(eventType, `${path}[${index}]`, item, inner);
     });
     return;
