@@ -69,12 +69,12 @@ export class EventSourcingSubscriber implements EntitySubscriberInterface {
     this.#refuse(event.metadata, 'remove', event.entity ?? event.databaseEntity);
   }
 
-  afterLoad(entity: any, event?: LoadEvent<any>): void {
+  afterLoad(entity: any, event?: LoadEvent<any>): Promise<never> | void {
     const metadata = event?.metadata;
     if (!metadata) return;
     const eventsOwner = this.registry.forEventsMetadata(metadata);
     if (eventsOwner && entity instanceof AggregateEvent && entity.constructor === eventsOwner.eventsMetadata.target) {
-      throw new UnknownEventTypeError(eventsOwner.eventsMetadata.tableName, entity.id, entity.type);
+      return this.#unknownType(event, eventsOwner.eventsMetadata, entity);
     }
     const aggregate = this.registry.forAggregateMetadata(metadata);
     if (aggregate) {
@@ -95,6 +95,25 @@ export class EventSourcingSubscriber implements EntitySubscriberInterface {
 
   afterTransactionRollback(event: TransactionRollbackEvent): void {
     this.log.rolledBack(event.queryRunner);
+  }
+
+  /**
+   * TypeORM treats the discriminator as a virtual column and never hands its value to the entity,
+   * so the stored type of a row no class claims is read back to name it in the error.
+   */
+  async #unknownType(event: LoadEvent<any>, metadata: EntityMetadata, entity: AggregateEvent): Promise<never> {
+    let stored: string | undefined;
+    try {
+      const driver = event.manager.connection.driver;
+      const table = (metadata.schema ? `${driver.escape(metadata.schema)}.` : '') + driver.escape(metadata.tableName);
+      const type = driver.escape(metadata.discriminatorColumn!.databaseName);
+      const id = driver.escape(metadata.primaryColumns[0].databaseName);
+      const rows: { type?: string }[] = await event.manager.query(`SELECT ${type} AS "type" FROM ${table} WHERE ${id} = $1`, [entity.id]);
+      stored = rows[0]?.type;
+    } catch {
+      // An aborted transaction cannot run the query: report what is known.
+    }
+    throw new UnknownEventTypeError(metadata.tableName, entity.id, stored ?? entity.type);
   }
 
   #refuse(metadata: EntityMetadata, operation: 'update' | 'remove', entity: { id?: unknown } | undefined): void {
