@@ -158,7 +158,7 @@ describe('event data', () => {
       ['Infinity', () => Number.POSITIVE_INFINITY, '', 'is Infinity'],
       ['-Infinity', () => Number.NEGATIVE_INFINITY, '', 'is -Infinity'],
       ['an invalid Date', () => new Date('nope'), '', 'is an invalid Date'],
-      ['a BigInt', () => BigInt(9007199254740993), '', 'is a BigInt'],
+      ['a BigInt', () => BigInt('9007199254740993'), '', 'is a BigInt'],
       ['a string with \\u0000', () => 'a\u0000b', '', 'contains a NUL character'],
       ['a circular object', cycle, '.self', 'refers to itself'],
       ['a Map', () => new Map([['a', 1]]), '', 'is a Map'],
