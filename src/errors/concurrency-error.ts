@@ -12,7 +12,7 @@ export class ConcurrencyError extends EventSourcingError {
   constructor(
     /** The aggregate's class name, e.g. `'Subscription'`. */
     readonly aggregateType: string,
-    /** The aggregate's primary key. */
+    /** The aggregate's primary key; `undefined` for an event that would create its aggregate. */
     readonly aggregateId: unknown,
     /** The version the caller expected, or `undefined` for a database-detected conflict. */
     readonly expectedVersion: number | undefined,
@@ -25,7 +25,7 @@ export class ConcurrencyError extends EventSourcingError {
     super(
       'CONCURRENCY',
       expectedVersion !== undefined
-        ? `${aggregateType} ${String(aggregateId)}: expected version ${expectedVersion}, but it is at version ${actualVersion}`
+        ? `${aggregateType} ${aggregateId === undefined ? '(new)' : String(aggregateId)}: expected version ${expectedVersion}, but it is at version ${actualVersion}`
         : `${aggregateType} ${String(aggregateId)}: concurrent transaction conflict (${options?.detail ?? 'retry the transaction'})`,
       options,
     );

@@ -34,8 +34,6 @@ export type AggregateOf<E> = E extends AggregateEvent<infer A> ? A : never;
  */
 export type EventAttributes<E> = Pick<E, DataKeys<E>> & { metadata?: EventMetadata } & { [aggregateKey: string]: unknown };
 
-const storedTypes = new WeakMap<object, string>();
-
 /**
  * Base class of every event. Each aggregate has one abstract events class (one table),
  * decorated with `@EventsOf`; each concrete event extends it, has a stable `@EventType` name,
@@ -80,13 +78,12 @@ export abstract class AggregateEvent<A extends object = any> {
 
   /** The stored type name given by `@EventType`. */
   get type(): string {
-    return getMetadataStorage().eventTypeOf(this.constructor)?.name ?? storedTypes.get(this) ?? this.constructor.name;
+    return getMetadataStorage().eventTypeOf(this.constructor)?.name ?? this.constructor.name;
   }
 
-  set type(stored: string) {
-    // TypeORM assigns the discriminator when it loads a row; the class already decides the type,
-    // but a row whose type no class claims keeps it here so the error can name it.
-    storedTypes.set(this, stored);
+  set type(_stored: string) {
+    // The class decides the type. TypeORM 1.1 never assigns the discriminator on load, but an
+    // accessor without a setter would make such an assignment throw.
   }
 
   /** The `@Data` attributes as the jsonb object that is stored. */

@@ -91,7 +91,7 @@ async function createAggregate(
   expectedVersion: number | undefined,
 ): Promise<ObjectLiteral> {
   if (expectedVersion !== undefined && expectedVersion !== 0) {
-    throw new ConcurrencyError(definition.name, '(new)', expectedVersion, 0, false);
+    throw new ConcurrencyError(definition.name, undefined, expectedVersion, 0, false);
   }
   const fresh = await definition.fresh(manager);
   event.createdAt = new Date();

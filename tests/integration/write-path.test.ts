@@ -338,6 +338,7 @@ describe('write path', () => {
       expect(error).toBeInstanceOf(ConcurrencyError);
       expect(error).toMatchObject({ aggregateType: 'Subscription', expectedVersion: 1, actualVersion: 0, retryable: false });
       expect(error.message).toBe('Subscription (new): expected version 1, but it is at version 0');
+      expect(error.aggregateId).toBeUndefined();
       const [{ count: after }] = await dataSource.query('SELECT count(*)::int AS count FROM subscription');
       expect(after).toBe(before);
       expect(await countEvents(dataSource)).toBe(eventsBefore);
