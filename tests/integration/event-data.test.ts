@@ -15,7 +15,8 @@ import {
   SubscriptionNoteAdded,
   subscriptionEntities,
 } from '../support/subscription-model';
-import { columnsOf, countEvents, eventRows, loadSubscription, rejectionOf, subscriptionRow } from '../support/write-path-lint';
+import { rejectionOf } from '../support/rejection';
+import { columnsOf, countEvents, eventRows, loadSubscription, subscriptionRow } from '../support/write-path-lint';
 
 describe('event data', () => {
   let dataSource: DataSource;

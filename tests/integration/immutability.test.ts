@@ -8,7 +8,8 @@ import {
   SubscriptionNoteAdded,
   subscriptionEntities,
 } from '../support/subscription-model';
-import { countEvents, eventRows, loadSubscription, rejectionOf, subscriptionRow } from '../support/write-path-lint';
+import { rejectionOf } from '../support/rejection';
+import { countEvents, eventRows, loadSubscription, subscriptionRow } from '../support/write-path-lint';
 
 describe('events are immutable', () => {
   let dataSource: DataSource;

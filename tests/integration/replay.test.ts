@@ -1,3 +1,4 @@
+import { rejectionOf } from '../support/rejection';
 import type { DataSource } from 'typeorm';
 import {
   AggregateNotFoundError,
@@ -37,14 +38,6 @@ afterAll(async () => {
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 /** The error a promise rejects with (fails the test when it resolves). */
-async function rejection(promise: Promise<unknown>): Promise<Error> {
-  try {
-    await promise;
-  } catch (error) {
-    return error as Error;
-  }
-  throw new Error('expected the promise to reject, but it resolved');
-}
 
 /** The subscription row exactly as PostgreSQL holds it, read without TypeORM. */
 async function rawRow(id: number): Promise<Record<string, any>> {
@@ -140,7 +133,7 @@ describe('history', () => {
   });
 
   test('of an aggregate that does not exist is AggregateNotFoundError naming the type and id', async () => {
-    const error = await rejection(es.history(Subscription, MISSING_ID));
+    const error = await rejectionOf(es.history(Subscription, MISSING_ID));
     expect(error).toBeInstanceOf(AggregateNotFoundError);
     expect(error.message).toBe(`Subscription ${MISSING_ID} does not exist`);
     expect((error as AggregateNotFoundError).aggregateType).toBe('Subscription');
@@ -236,17 +229,17 @@ describe('stateAt by version', () => {
     const { id } = await lifecycle(4, 'sk_range');
     expect(await es.stateAt(Subscription, id, { version: 0 })).toBeNull();
 
-    const error = await rejection(es.stateAt(Subscription, id, { version: 9 }));
+    const error = await rejectionOf(es.stateAt(Subscription, id, { version: 9 }));
     expect(error).toBeInstanceOf(VersionOutOfRangeError);
     expect(error.message).toBe(`Subscription ${id} has no version 9 (latest is 4)`);
     expect(error).toMatchObject({ aggregateType: 'Subscription', aggregateId: id, requestedVersion: 9, latestVersion: 4 });
 
-    const next = await rejection(es.stateAt(Subscription, id, { version: 5 }));
+    const next = await rejectionOf(es.stateAt(Subscription, id, { version: 5 }));
     expect(next).toBeInstanceOf(VersionOutOfRangeError);
     expect(next.message).toBe(`Subscription ${id} has no version 5 (latest is 4)`);
 
     for (const invalid of [-1, 1.5]) {
-      const error = await rejection(es.stateAt(Subscription, id, { version: invalid }));
+      const error = await rejectionOf(es.stateAt(Subscription, id, { version: invalid }));
       expect(error).toBeInstanceOf(VersionOutOfRangeError);
       expect(error.message).toBe(`Subscription ${id} has no version ${invalid} (latest is 4)`);
     }
@@ -255,14 +248,14 @@ describe('stateAt by version', () => {
   test('of an aggregate without events: version 0 is null, version 1 is out of range', async () => {
     const id = await legacyRow();
     expect(await es.stateAt(Subscription, id, { version: 0 })).toBeNull();
-    const error = await rejection(es.stateAt(Subscription, id, { version: 1 }));
+    const error = await rejectionOf(es.stateAt(Subscription, id, { version: 1 }));
     expect(error).toBeInstanceOf(VersionOutOfRangeError);
     expect(error.message).toBe(`Subscription ${id} has no version 1 (latest is 0)`);
   });
 
   test('of a missing aggregate is AggregateNotFoundError', async () => {
     for (const options of [{ version: 0 }, { version: 1 }, { at: new Date() }]) {
-      const error = await rejection(es.stateAt(Subscription, MISSING_ID, options));
+      const error = await rejectionOf(es.stateAt(Subscription, MISSING_ID, options));
       expect(error).toBeInstanceOf(AggregateNotFoundError);
       expect(error.message).toBe(`Subscription ${MISSING_ID} does not exist`);
     }
@@ -400,7 +393,7 @@ describe('rebuild', () => {
   });
 
   test('of a missing aggregate is AggregateNotFoundError', async () => {
-    const error = await rejection(es.rebuild(Subscription, MISSING_ID));
+    const error = await rejectionOf(es.rebuild(Subscription, MISSING_ID));
     expect(error).toBeInstanceOf(AggregateNotFoundError);
     expect(error.message).toBe(`Subscription ${MISSING_ID} does not exist`);
   });
@@ -450,7 +443,7 @@ describe('verify', () => {
     // One aggregate only.
     expect(await es.verify(Subscription, { id: d })).toEqual(expectedD);
     expect(await es.verify(Subscription, { id: a })).toEqual([]);
-    const missing = await rejection(es.verify(Subscription, { id: MISSING_ID }));
+    const missing = await rejectionOf(es.verify(Subscription, { id: MISSING_ID }));
     expect(missing).toBeInstanceOf(AggregateNotFoundError);
     expect(missing.message).toBe(`Subscription ${MISSING_ID} does not exist`);
 

@@ -1,3 +1,4 @@
+import { rejectionOf } from '../support/rejection';
 import { DataSource, type DataSourceOptions, type EntityManager } from 'typeorm';
 import {
   EventSourcing,
@@ -13,14 +14,6 @@ const allEntities = [...subscriptionEntities, ...replayLedgerEntities];
 const EVENTS_TABLES = ['subscription_events', 'replay_ledger_events'];
 
 /** The error a promise rejects with (fails the test when it resolves). */
-async function rejection(promise: Promise<unknown>): Promise<Error> {
-  try {
-    await promise;
-  } catch (error) {
-    return error as Error;
-  }
-  throw new Error('expected the promise to reject, but it resolved');
-}
 
 async function count(dataSource: DataSource, sql: string, parameters: unknown[] = []): Promise<number> {
   const [row] = await dataSource.query(`SELECT count(*)::int AS "n" FROM (${sql}) AS "matches"`, parameters);
@@ -57,7 +50,7 @@ async function expectAppendOnly(dataSource: DataSource, table: string): Promise<
     ['UPDATE', `UPDATE "${table}" SET "metadata" = '{"forged":true}'::jsonb`],
     ['DELETE', `DELETE FROM "${table}"`],
   ] as const) {
-    const error = await rejection(dataSource.query(sql));
+    const error = await rejectionOf(dataSource.query(sql));
     expect(error.message).toBe(`events are append-only: ${operation} on public.${table} refused`);
     expect((error as { driverError?: { code?: string } }).driverError?.code).toBe('23001');
   }
@@ -325,7 +318,7 @@ describe('EventSourcing.attach and close', () => {
 
   test('a DataSource that is not initialized is EventSourcingConfigError', async () => {
     const dataSource = new DataSource({ type: 'postgres', url: process.env.DATABASE_URL, entities: allEntities } as DataSourceOptions);
-    const error = await rejection(EventSourcing.attach(dataSource));
+    const error = await rejectionOf(EventSourcing.attach(dataSource));
     expect(error).toBeInstanceOf(EventSourcingConfigError);
     expect(error.message).toBe('EventSourcing.attach needs an initialized DataSource: call dataSource.initialize() first');
     expect((error as EventSourcingConfigError).code).toBe('CONFIG');
@@ -340,7 +333,7 @@ describe('EventSourcing.attach and close', () => {
       const created = await dataSource.manager.save(SubscriptionCreated.build({ userId: 4 }));
       const id = created.aggregateId as number;
 
-      const twice = await rejection(EventSourcing.attach(dataSource));
+      const twice = await rejectionOf(EventSourcing.attach(dataSource));
       expect(twice).toBeInstanceOf(EventSourcingConfigError);
       expect(twice.message).toBe('EventSourcing is already attached to this DataSource: close() the other instance first');
       expect(dataSource.subscribers.length).toBe(subscribersBefore + 1);
@@ -360,7 +353,7 @@ describe('EventSourcing.attach and close', () => {
         ['append', () => es.append(SubscriptionCreated.build({ userId: 5 }))],
       ];
       for (const [name, call] of calls) {
-        const error = await rejection(call());
+        const error = await rejectionOf(call());
         expect([name, error]).toEqual([name, expect.any(EventSourcingConfigError)]);
         expect(error.message).toBe(closed);
       }

@@ -22,10 +22,10 @@ import {
   countEvents,
   eventRows,
   loadSubscription,
-  rejectionOf,
   subscriptionRow,
   writePathLint,
 } from '../support/write-path-lint';
+import { rejectionOf } from '../support/rejection';
 
 writePathLint('manager.save(event)', ({ dataSource, event }) => dataSource.manager.save(event));
 writePathLint('es.append(event)', ({ es, event }) => es.append(event));

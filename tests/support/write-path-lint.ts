@@ -1,3 +1,4 @@
+import { rejectionOf } from './rejection';
 import type { DataSource } from 'typeorm';
 import {
   AggregateEvent,
@@ -78,16 +79,6 @@ function slug(name: string): string {
     .replace(/[^a-z0-9]+/g, '_')
     .replace(/^_|_$/g, '')
     .slice(0, 40);
-}
-
-/** Rejects the promise's value if it does not reject; returns the error it rejected with. */
-export async function rejectionOf(promise: Promise<unknown>): Promise<any> {
-  try {
-    await promise;
-  } catch (error) {
-    return error;
-  }
-  throw new Error('expected the write to be rejected, but it succeeded');
 }
 
 /**
