@@ -8,6 +8,7 @@ module.exports = {
   },
   moduleNameMapper: {
     '^typeorm-event-sourcing$': '<rootDir>/src/index.ts',
+    '^typeorm-event-sourcing/testing$': '<rootDir>/src/testing/index.ts',
   },
   globalSetup: '<rootDir>/tests/support/global-setup.ts',
   testTimeout: 60000,

@@ -1,26 +1,43 @@
+import type { Worker } from 'bullmq';
 import type { DataSource, EntityManager } from 'typeorm';
 import { EventSourcingConfigError } from './errors/event-sourcing-config-error';
 import { ImmutableEventError } from './errors/immutable-event-error';
-import type { AggregateEvent } from './events/aggregate-event';
+import type { AggregateEvent, EventMetadata } from './events/aggregate-event';
+import { withMetadata } from './events/metadata-scope';
 import { pendingWriteOf } from './events/pending-write';
 import { TransactionLog, type WrittenEvent } from './events/transaction-log';
 import { asConcurrencyError } from './events/write-path';
 import { EventSourcingRegistry } from './metadata/event-sourcing-registry';
+import { Dispatcher } from './reactors/dispatcher';
+import type { OutboxRelay } from './reactors/outbox-relay';
+import type { ReactorJobData, ReactorWorkerOptions } from './reactors/reactor-queue';
+import type { ReactorQueueOptions, RelayOptions } from './reactors/reactor-queue-options';
+import { ReactorRuntime } from './reactors/reactor-runtime';
 import { loadHistory } from './replay/history';
 import { rebuildAll, rebuildOne, type RebuildAllOptions, type RebuildProgress } from './replay/rebuild';
 import { stateAt, type StateAtOptions } from './replay/state-at';
 import { verify, type VerifyMismatch, type VerifyOptions } from './replay/verify';
-import { dropSchemaStatements, runStatements, schemaStatements } from './schema/event-sourcing-schema';
+import { eventSourcingSchema, type EventSourcingSchema } from './schema/event-sourcing-schema';
 import { EventSourcingSubscriber } from './subscriber/event-sourcing-subscriber';
 
 /** Options of {@link EventSourcing.attach}. */
 export interface EventSourcingOptions {
   /**
    * Create the database objects the library needs besides TypeORM's tables (position sequence,
-   * append-only triggers) while attaching. Production schemas get them from a migration instead.
+   * outbox, append-only triggers) while attaching. Production schemas get them from a migration.
    * @defaultValue the DataSource's `synchronize` option
    */
   createSchema?: boolean;
+  /** Which reactors run for which events. */
+  dispatcher?: Dispatcher;
+  /** Where async reactor jobs go; required when the dispatcher has async reactors. */
+  queue?: ReactorQueueOptions;
+  /**
+   * Receives errors nobody awaits: a failed hand-over to the queue (the relay retries it), a
+   * worker or relay error, a throwing after-commit listener.
+   * @defaultValue a warning through the DataSource's logger
+   */
+  onError?: (error: unknown) => void;
 }
 
 /** Options of {@link EventSourcing.append}. */
@@ -39,14 +56,15 @@ type AggregateClass<A> = abstract new (...args: any[]) => A;
 const attached = new WeakMap<DataSource, EventSourcing>();
 
 /**
- * Event sourcing for one TypeORM DataSource: registers the write path, and offers history,
- * replay and verification. Create it once at start-up, after `dataSource.initialize()`.
+ * Event sourcing for one TypeORM DataSource: registers the write path and the reactors, and
+ * offers history, replay and verification. Create it once at start-up, after
+ * `dataSource.initialize()`.
  *
  * @example
  * ```ts
  * const dataSource = new DataSource({ type: 'postgres', url, entities: [Subscription, SubscriptionEvent, SubscriptionActivated] });
  * await dataSource.initialize();
- * const es = await EventSourcing.attach(dataSource);
+ * const es = await EventSourcing.attach(dataSource, { dispatcher, queue: { connection: { host, port } } });
  * await dataSource.manager.save(SubscriptionActivated.build({ subscription, stripeKey: 'sub_66123' }));
  * console.log(await es.history(Subscription, subscription.id));
  * await es.close();
@@ -56,46 +74,27 @@ export class EventSourcing {
   readonly #dataSource: DataSource;
   readonly #registry: EventSourcingRegistry;
   readonly #subscriber: EventSourcingSubscriber;
+  readonly #reactors: ReactorRuntime;
+  readonly #onError: (error: unknown) => void;
   readonly #listeners = new Set<CommitListener>();
   #closed = false;
 
   /** The database objects the library needs besides TypeORM's tables, for migrations. */
-  readonly schema: {
-    /** The SQL statements, idempotent, in order. */
-    statements(): string[];
-    /** The statements as one script, for a migration file or psql. */
-    sql(): string;
-    /** Runs the statements in one transaction. */
-    create(): Promise<void>;
-    /** Removes what `create` made (triggers, function, sequence); tables are TypeORM's. */
-    drop(): Promise<void>;
-  };
+  readonly schema: EventSourcingSchema;
 
-  private constructor(dataSource: DataSource, registry: EventSourcingRegistry) {
+  private constructor(dataSource: DataSource, registry: EventSourcingRegistry, reactors: ReactorRuntime, onError: (error: unknown) => void) {
     this.#dataSource = dataSource;
     this.#registry = registry;
-    this.#subscriber = new EventSourcingSubscriber(registry, new TransactionLog(), (written) => this.#committed(written));
-    const driver = dataSource.driver;
-    const statements = () => schemaStatements(driver, registry.definitions);
-    const run = async (list: string[]) => {
-      const queryRunner = dataSource.createQueryRunner();
-      try {
-        await runStatements(queryRunner, list);
-      } finally {
-        await queryRunner.release();
-      }
-    };
-    this.schema = {
-      statements,
-      sql: () => statements().map((statement) => `${statement};`).join('\n\n'),
-      create: () => run(statements()),
-      drop: () => run(dropSchemaStatements(driver, registry.definitions)),
-    };
+    this.#reactors = reactors;
+    this.#onError = onError;
+    this.#subscriber = new EventSourcingSubscriber(registry, new TransactionLog(), (written) => this.#committed(written), reactors.reactions);
+    this.schema = eventSourcingSchema(dataSource, registry.definitions);
   }
 
   /**
    * Resolves the decorated classes against an initialized PostgreSQL DataSource, checks that they
-   * fit together, and registers the write path. Call once per DataSource, after `initialize()`.
+   * fit together, and registers the write path and the reactors. Call once per DataSource, after
+   * `initialize()`.
    *
    * @throws EventSourcingConfigError when the DataSource is not ready or the classes do not fit.
    */
@@ -109,8 +108,12 @@ export class EventSourcing {
     if (attached.has(dataSource)) {
       throw new EventSourcingConfigError('EventSourcing is already attached to this DataSource: close() the other instance first');
     }
-    const es = new EventSourcing(dataSource, new EventSourcingRegistry(dataSource));
-    if (options.createSchema ?? Boolean(dataSource.options.synchronize)) await es.schema.create();
+    const registry = new EventSourcingRegistry(dataSource);
+    if (options.createSchema ?? Boolean(dataSource.options.synchronize)) await eventSourcingSchema(dataSource, registry.definitions).create();
+    const onError =
+      options.onError ?? ((error: unknown) => dataSource.logger.log('warn', `typeorm-event-sourcing: ${(error as Error)?.stack ?? String(error)}`));
+    const reactors = await ReactorRuntime.create(dataSource, registry, options.dispatcher ?? new Dispatcher(), options.queue, onError);
+    const es = new EventSourcing(dataSource, registry, reactors, onError);
     dataSource.subscribers.push(es.#subscriber);
     attached.set(dataSource, es);
     return es;
@@ -185,7 +188,56 @@ export class EventSourcing {
     return () => this.#listeners.delete(listener);
   }
 
-  /** Unregisters the write path. Idempotent. */
+  /**
+   * Runs `fn` so that every event written inside it (also by reactors it triggers) carries
+   * `metadata`, e.g. the user of the current request. Metadata given to `build` wins.
+   *
+   * @example
+   * ```ts
+   * await es.withMetadata({ userId: request.user.id }, () => ActivateSubscription.call({ subscription, stripeKey }));
+   * ```
+   */
+  withMetadata<T>(metadata: EventMetadata, fn: () => T): T {
+    return withMetadata(metadata, fn);
+  }
+
+  /**
+   * A BullMQ Worker running the async reactors, with an outbox relay beside it (unless
+   * `relay: false`). Run as many as you like, in as many processes and machines as you like,
+   * on the same queue. `es.close()` closes it; so does `worker.close()`.
+   */
+  worker(options: ReactorWorkerOptions = {}): Worker<ReactorJobData> {
+    this.#assertOpen();
+    return this.#reactors.worker(options);
+  }
+
+  /**
+   * An outbox relay on its own (`es.worker()` starts one already): delivers jobs whose
+   * after-commit hand-over did not happen. Many relays never hand over the same row twice.
+   */
+  relay(options: RelayOptions = {}): OutboxRelay {
+    this.#assertOpen();
+    return this.#reactors.relay(options);
+  }
+
+  /** The BullMQ queue of the async reactors, for dashboards such as bull-board. */
+  get queue() {
+    return this.#reactors.queue.queue;
+  }
+
+  /**
+   * Async reactor work not finished yet: outbox rows not in the queue, hand-overs in progress, and
+   * jobs waiting, active or waiting for a retry. Failed jobs (attempts exhausted) do not count.
+   */
+  async pendingReactorJobs(): Promise<number> {
+    this.#assertOpen();
+    return this.#reactors.pendingJobs();
+  }
+
+  /**
+   * Closes the workers (running jobs finish first), relays and queue this instance started, and
+   * unregisters the write path. Idempotent; every step runs even if one fails.
+   */
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
@@ -193,15 +245,17 @@ export class EventSourcing {
     if (index >= 0) this.#dataSource.subscribers.splice(index, 1);
     attached.delete(this.#dataSource);
     this.#listeners.clear();
+    await this.#reactors.close();
   }
 
   #committed(written: WrittenEvent[]): void {
+    this.#reactors.committed(written);
     const events = written.map((entry) => entry.event);
     for (const listener of this.#listeners) {
       try {
         listener(events);
       } catch (error) {
-        this.#dataSource.logger.log('warn', `typeorm-event-sourcing: after-commit listener failed: ${(error as Error)?.stack ?? error}`);
+        this.#onError(error);
       }
     }
   }

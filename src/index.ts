@@ -18,9 +18,15 @@ export {
   type CommitListener,
   type EventSourcingOptions,
 } from './event-sourcing';
+export { Dispatcher, type DispatcherOptions, type ReactorRegistration } from './reactors/dispatcher';
+export type { OutboxRelay } from './reactors/outbox-relay';
+export type { Reactor, ReactorClass, ReactorContext, ReactorFunction, ReactorLike } from './reactors/reactor';
+export type { ReactorJobData, ReactorWorkerOptions } from './reactors/reactor-queue';
+export type { ReactorQueueOptions, RelayOptions } from './reactors/reactor-queue-options';
 export type { RebuildAllOptions, RebuildProgress } from './replay/rebuild';
 export type { StateAtOptions } from './replay/state-at';
 export type { VerifyMismatch, VerifyOptions } from './replay/verify';
+export type { EventSourcingSchema } from './schema/event-sourcing-schema';
 export { eventSourcingMigration, type MigrationClass } from './schema/event-sourcing-schema-migration';
 export { AggregateNotFoundError } from './errors/aggregate-not-found-error';
 export { ConcurrencyError } from './errors/concurrency-error';
@@ -29,6 +35,7 @@ export { EventSourcingConfigError } from './errors/event-sourcing-config-error';
 export { EventSourcingError } from './errors/event-sourcing-error';
 export { ImmutableEventError } from './errors/immutable-event-error';
 export { InvalidEventDataError } from './errors/invalid-event-data-error';
+export { ReactorError } from './errors/reactor-error';
 export { UnknownEventAttributeError } from './errors/unknown-event-attribute-error';
 export { UnknownEventTypeError } from './errors/unknown-event-type-error';
 export { VersionOutOfRangeError } from './errors/version-out-of-range-error';

@@ -1,5 +1,6 @@
 import type { ObjectLiteral, QueryRunner } from 'typeorm';
 import type { AggregateDefinition, ColumnMetadata } from '../aggregates/aggregate-definition';
+import type { OutboxRow } from '../reactors/outbox';
 import type { AggregateEvent } from './aggregate-event';
 
 /** An event written in a transaction that has not committed yet. */
@@ -11,6 +12,8 @@ export interface WrittenEvent {
   /** The caller's aggregate instance and its columns before the write, restored on rollback. */
   readonly caller?: ObjectLiteral;
   readonly callerBefore?: Map<ColumnMetadata, unknown>;
+  /** Outbox rows written for its async reactors, handed to the queue after COMMIT. */
+  outbox?: OutboxRow[];
 }
 
 /** TypeORM keeps the depth protected; savepoints are numbered by it, so it is stable to read. */
@@ -31,6 +34,12 @@ export class TransactionLog {
     let entries = this.#open.get(queryRunner);
     if (!entries) this.#open.set(queryRunner, (entries = []));
     entries.push(written);
+  }
+
+  /** Notes the outbox rows written for an event recorded earlier in this transaction. */
+  attachOutbox(queryRunner: QueryRunner, event: AggregateEvent, outbox: OutboxRow[]): void {
+    const entry = this.#open.get(queryRunner)?.find((written) => written.event === event);
+    if (entry) entry.outbox = outbox;
   }
 
   /** After COMMIT or RELEASE SAVEPOINT: the committed events once the outermost transaction ends. */

@@ -9,6 +9,7 @@ import { InvalidEventDataError } from '../errors/invalid-event-data-error';
 import { getMetadataStorage } from '../metadata/metadata-storage';
 import type { AggregateEvent } from './aggregate-event';
 import { assertDataValue, assertJsonFaithful } from './event-data';
+import { scopedMetadata } from './metadata-scope';
 import { pendingWriteOf } from './pending-write';
 import { transactionDepthOf, type TransactionLog } from './transaction-log';
 
@@ -44,6 +45,10 @@ export function applyEvent(event: AggregateEvent, aggregate: ObjectLiteral, defi
 function assertStorable(event: AggregateEvent): void {
   for (const record of getMetadataStorage().dataOf(event.constructor)) {
     assertDataValue(event.type, record, (event as unknown as Record<string, unknown>)[record.propertyName]);
+  }
+  const scoped = scopedMetadata();
+  if (scoped && (event.metadata === undefined || event.metadata === null || isPlainObject(event.metadata))) {
+    event.metadata = { ...scoped, ...event.metadata };
   }
   if (event.metadata === undefined || event.metadata === null) event.metadata = {};
   if (!isPlainObject(event.metadata)) {

@@ -68,6 +68,11 @@ export class EventSourcingRegistry {
     return this.#byEventsTable.get(metadata) ?? (metadata.parentEntityMetadata ? this.#byEventsTable.get(metadata.parentEntityMetadata) : undefined);
   }
 
+  /** The definition owning an events table, by table name. */
+  forEventsTable(table: string): AggregateDefinition | undefined {
+    return [...this.#byEventsTable.values()].find((definition) => definition.eventsMetadata.tableName === table);
+  }
+
   /** The definition of an aggregate's entity metadata, if it is one. */
   forAggregateMetadata(metadata: EntityMetadata): AggregateDefinition | undefined {
     return this.#byAggregate.get(metadata.target as Function);

@@ -3,6 +3,10 @@ import type { AggregateDefinition } from '../aggregates/aggregate-definition';
 
 /** The sequence every events table draws `position` from (see `AggregateEvent.position`). */
 export const POSITION_SEQUENCE = 'es_event_position';
+/** One row per (event, async reactor) not yet handed to the queue. */
+export const OUTBOX_TABLE = 'es_outbox';
+/** A random id made when the schema is created, to keep job ids unique per database. */
+export const IDENTITY_TABLE = 'es_identity';
 const REFUSE_FUNCTION = 'es_refuse_event_change';
 const TRIGGER = 'es_append_only';
 
@@ -13,13 +17,29 @@ function qualifiedTable(driver: Driver, definition: AggregateDefinition): string
 
 /**
  * What the library needs in the database besides the tables TypeORM generates: the shared
- * position sequence and, on every events table, a trigger refusing UPDATE and DELETE. Every
- * statement is idempotent and safe to run from several processes at once.
+ * position sequence, the reactor outbox, the database's identity and, on every events table, a
+ * trigger refusing UPDATE and DELETE. Every statement is idempotent and safe to run from several
+ * processes at once.
  */
 export function schemaStatements(driver: Driver, definitions: readonly AggregateDefinition[]): string[] {
   const statements = [
     `SELECT pg_advisory_xact_lock(hashtext('typeorm-event-sourcing.schema'))`,
     `CREATE SEQUENCE IF NOT EXISTS ${POSITION_SEQUENCE}`,
+    `CREATE TABLE IF NOT EXISTS ${OUTBOX_TABLE} (
+  id bigserial PRIMARY KEY,
+  events_table text NOT NULL,
+  event_id bigint NOT NULL,
+  event_position bigint NOT NULL,
+  event_type text NOT NULL,
+  reactor text NOT NULL,
+  created_at timestamptz NOT NULL DEFAULT clock_timestamp()
+)`,
+    `CREATE INDEX IF NOT EXISTS ${OUTBOX_TABLE}_created_at ON ${OUTBOX_TABLE} (created_at)`,
+    `CREATE TABLE IF NOT EXISTS ${IDENTITY_TABLE} (
+  singleton boolean PRIMARY KEY DEFAULT true CHECK (singleton),
+  id uuid NOT NULL DEFAULT gen_random_uuid()
+)`,
+    `INSERT INTO ${IDENTITY_TABLE} DEFAULT VALUES ON CONFLICT DO NOTHING`,
     `CREATE OR REPLACE FUNCTION ${REFUSE_FUNCTION}() RETURNS trigger LANGUAGE plpgsql AS $fn$
 BEGIN
   RAISE EXCEPTION 'events are append-only: % on %.% refused', TG_OP, TG_TABLE_SCHEMA, TG_TABLE_NAME
@@ -47,6 +67,8 @@ export function dropSchemaStatements(driver: Driver, definitions: readonly Aggre
   return [
     ...definitions.map((definition) => `DROP TRIGGER IF EXISTS ${TRIGGER} ON ${qualifiedTable(driver, definition)}`),
     `DROP FUNCTION IF EXISTS ${REFUSE_FUNCTION}()`,
+    `DROP TABLE IF EXISTS ${OUTBOX_TABLE}`,
+    `DROP TABLE IF EXISTS ${IDENTITY_TABLE}`,
     `DROP SEQUENCE IF EXISTS ${POSITION_SEQUENCE}`,
   ];
 }
@@ -64,8 +86,32 @@ export async function runStatements(queryRunner: QueryRunner, statements: readon
   }
 }
 
-/** Connects a DataSource's definitions to the schema statements (used by `es.schema` and the migration). */
-export interface SchemaSource {
-  dataSource: DataSource;
-  definitions: readonly AggregateDefinition[];
+/** The database objects the library needs besides TypeORM's tables, as `es.schema` offers them. */
+export interface EventSourcingSchema {
+  /** The SQL statements, idempotent, in order. */
+  statements(): string[];
+  /** The statements as one script, for a migration file or psql. */
+  sql(): string;
+  /** Runs the statements in one transaction. */
+  create(): Promise<void>;
+  /** Removes what `create` made (triggers, function, sequence, outbox); tables are TypeORM's. */
+  drop(): Promise<void>;
+}
+
+export function eventSourcingSchema(dataSource: DataSource, definitions: readonly AggregateDefinition[]): EventSourcingSchema {
+  const statements = () => schemaStatements(dataSource.driver, definitions);
+  const run = async (list: string[]) => {
+    const queryRunner = dataSource.createQueryRunner();
+    try {
+      await runStatements(queryRunner, list);
+    } finally {
+      await queryRunner.release();
+    }
+  };
+  return {
+    statements,
+    sql: () => statements().map((statement) => `${statement};`).join('\n\n'),
+    create: () => run(statements()),
+    drop: () => run(dropSchemaStatements(dataSource.driver, definitions)),
+  };
 }

@@ -1,3 +1,4 @@
+import { AsyncLocalStorage } from 'node:async_hooks';
 import type {
   EntityMetadata,
   EntitySubscriberInterface,
@@ -16,6 +17,7 @@ import { AggregateEvent } from '../events/aggregate-event';
 import type { TransactionLog, WrittenEvent } from '../events/transaction-log';
 import { writeEvent } from '../events/write-path';
 import type { EventSourcingRegistry } from '../metadata/event-sourcing-registry';
+import type { Reactions } from '../reactors/reactions';
 
 /**
  * The TypeORM edge of the library: turns TypeORM's entity and transaction events into calls to
@@ -26,10 +28,13 @@ export class EventSourcingSubscriber implements EntitySubscriberInterface {
     private readonly registry: EventSourcingRegistry,
     private readonly log: TransactionLog,
     private readonly onCommitted: (written: WrittenEvent[]) => void,
+    private readonly reactions: Reactions | undefined,
   ) {}
 
-  /** The write in progress on each connection; see beforeInsert. */
-  readonly #writing = new WeakMap<object, Promise<void>>();
+  /** The last piece of work queued on each connection; see #serial. */
+  readonly #queued = new WeakMap<object, Promise<void>>();
+  /** The connection whose queued work is running in this async context. */
+  readonly #running = new AsyncLocalStorage<object>();
 
   beforeInsert(event: InsertEvent<any>): Promise<void> | void {
     const definition = this.registry.forEventsMetadata(event.metadata);
@@ -41,20 +46,18 @@ export class EventSourcingSubscriber implements EntitySubscriberInterface {
         `${definition.eventsMetadata.tableName}: an event is written by saving an instance of its event class (built with build()), not a plain object`,
       );
     }
-    // TypeORM runs the beforeInsert listeners of one save([...]) concurrently, on one connection.
-    // Writes are chained per connection so that events of one aggregate get consecutive versions,
-    // and a failed write stops the ones queued behind it: they would otherwise keep running
-    // after TypeORM's ROLLBACK, outside the transaction.
-    const queryRunner = event.queryRunner;
-    const previous = this.#writing.get(queryRunner);
-    const write = () => writeEvent(event.manager, definition, entity, this.log);
-    const current = previous ? previous.then(write) : write();
-    this.#writing.set(queryRunner, current);
-    const forget = () => {
-      if (this.#writing.get(queryRunner) === current) this.#writing.delete(queryRunner);
-    };
-    current.then(forget, forget);
-    return current;
+    return this.#serial(event.queryRunner, () => writeEvent(event.manager, definition, entity, this.log));
+  }
+
+  afterInsert(event: InsertEvent<any>): Promise<void> | void {
+    const reactions = this.reactions;
+    const definition = this.registry.forEventsMetadata(event.metadata);
+    const entity = event.entity;
+    if (!reactions || !definition || !(entity instanceof AggregateEvent)) return;
+    return this.#serial(event.queryRunner, async () => {
+      const outbox = await reactions.afterInsert(event.manager, definition, entity);
+      if (outbox.length > 0) this.log.attachOutbox(event.queryRunner, entity, outbox);
+    });
   }
 
   beforeUpdate(event: UpdateEvent<any>): void {
@@ -114,6 +117,25 @@ export class EventSourcingSubscriber implements EntitySubscriberInterface {
       // An aborted transaction cannot run the query: report what is known.
     }
     throw new UnknownEventTypeError(metadata.tableName, entity.id, stored ?? entity.type);
+  }
+
+  /**
+   * TypeORM runs the listeners of one save([...]) concurrently, on one connection. Work is queued
+   * per connection so that events of one aggregate get consecutive versions, and a failure stops
+   * the work queued behind it (it would otherwise go on after TypeORM's ROLLBACK, outside the
+   * transaction). Work started by queued work (a trigger reactor saving an event) runs at once.
+   */
+  #serial(queryRunner: object, work: () => Promise<void>): Promise<void> {
+    if (this.#running.getStore() === queryRunner) return work();
+    const run = () => this.#running.run(queryRunner, work);
+    const previous = this.#queued.get(queryRunner);
+    const current = previous ? previous.then(run) : run();
+    this.#queued.set(queryRunner, current);
+    const forget = () => {
+      if (this.#queued.get(queryRunner) === current) this.#queued.delete(queryRunner);
+    };
+    current.then(forget, forget);
+    return current;
   }
 
   #refuse(metadata: EntityMetadata, operation: 'update' | 'remove', entity: { id?: unknown } | undefined): void {

@@ -1,5 +1,5 @@
 import { execFileSync, spawnSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { freshDatabase } from '../support/database';
@@ -19,15 +19,14 @@ beforeAll(() => {
   const [packed] = JSON.parse(execFileSync('npm', ['pack', '--json', '--pack-destination', work], { cwd: root, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] }));
   files = packed.files.map((file: { path: string }) => file.path);
   app = path.join(work, 'app');
-  const installed = path.join(app, 'node_modules', 'typeorm-event-sourcing');
-  mkdirSync(installed, { recursive: true });
-  execFileSync('tar', ['-xzf', path.join(work, packed.filename), '-C', installed, '--strip-components=1']);
-  // The app's own dependencies, as its package manager would have installed them.
-  for (const dependency of ['typeorm', 'pg', 'reflect-metadata', '@types/node']) {
-    mkdirSync(path.dirname(path.join(app, 'node_modules', dependency)), { recursive: true });
-    symlinkSync(path.join(root, 'node_modules', dependency), path.join(app, 'node_modules', dependency), 'dir');
-  }
+  mkdirSync(app);
   writeFileSync(path.join(app, 'package.json'), JSON.stringify({ name: 'pack-test-app', private: true }));
+  // A real install: the package's declared dependencies must be enough (from npm's cache when warm).
+  execFileSync(
+    'npm',
+    ['install', '--prefer-offline', '--no-audit', '--no-fund', path.join(work, packed.filename), 'typeorm@1.1.1', 'pg@8.23.1', 'reflect-metadata@0.2.2', '@types/node@20'],
+    { cwd: app, stdio: ['ignore', 'ignore', 'pipe'] },
+  );
   writeFileSync(
     path.join(app, 'tsconfig.json'),
     JSON.stringify({
@@ -156,6 +155,7 @@ test('the exports map exposes the entry point and package.json, not internal fil
     spawnSync(process.execPath, ['-e', `require(${JSON.stringify(specifier)})`], { cwd: app, encoding: 'utf8' });
   expect(probe('typeorm-event-sourcing').status).toBe(0);
   expect(probe('typeorm-event-sourcing/package.json').status).toBe(0);
+  expect(probe('typeorm-event-sourcing/testing').status).toBe(0);
   const internal = probe('typeorm-event-sourcing/dist/events/write-path');
   expect(internal.status).not.toBe(0);
   expect(internal.stderr).toContain('ERR_PACKAGE_PATH_NOT_EXPORTED');

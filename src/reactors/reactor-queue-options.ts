@@ -1,0 +1,63 @@
+import type { ConnectionOptions } from 'bullmq';
+
+/** Options of the relay that delivers outbox rows the after-commit hand-over left behind. */
+export interface RelayOptions {
+  /**
+   * Milliseconds between two looks at the outbox.
+   * @defaultValue 1000
+   */
+  interval?: number;
+  /**
+   * Only rows older than this many milliseconds are relayed, so the relay does not race the
+   * normal after-commit hand-over.
+   * @defaultValue 5000
+   */
+  grace?: number;
+  /**
+   * Rows per transaction.
+   * @defaultValue 100
+   */
+  batchSize?: number;
+}
+
+/** Where async reactor jobs go: a BullMQ queue on Redis (default) or on PostgreSQL. */
+export interface ReactorQueueOptions {
+  /**
+   * `'redis'` (ioredis) or `'postgres'`, BullMQ's PostgreSQL backend for teams without Redis.
+   * @defaultValue `'redis'`
+   */
+  backend?: 'redis' | 'postgres';
+  /**
+   * For Redis, ioredis options such as `{ host, port }`, or a `redis://` URL. For PostgreSQL, a
+   * connection string or pool config (`{ connectionString, schema }`).
+   * @defaultValue Redis on 127.0.0.1:6379; for PostgreSQL, the DataSource's own database, schema `bullmq`
+   */
+  connection?: ConnectionOptions | string | Record<string, unknown>;
+  /**
+   * The BullMQ queue name.
+   * @defaultValue `'typeorm-event-sourcing'`
+   */
+  name?: string;
+  /**
+   * The Redis key prefix.
+   * @defaultValue `'bull'`
+   */
+  prefix?: string;
+  /**
+   * Runs of a job before it stays in the failed set; a reactor's own `attempts` wins.
+   * @defaultValue 3
+   */
+  attempts?: number;
+  /**
+   * First retry delay in milliseconds, doubled on each retry; a reactor's own `backoff` wins.
+   * @defaultValue 1000
+   */
+  backoff?: number;
+  /**
+   * Seconds a completed job is kept. Its id keeps a late duplicate from running again meanwhile.
+   * @defaultValue 86400
+   */
+  keepCompletedFor?: number;
+  /** The relay's timing. */
+  relay?: RelayOptions;
+}

@@ -1,0 +1,145 @@
+import { createPostgresBackend, Queue, Worker, type ConnectionOptions, type Processor, type WorkerOptions } from 'bullmq';
+import type { DataSource } from 'typeorm';
+import type { Dispatcher } from './dispatcher';
+import type { OutboxRow } from './outbox';
+import type { ReactorQueueOptions } from './reactor-queue-options';
+
+/** What a reactor job carries: references to the event, never its body. */
+export interface ReactorJobData {
+  table: string;
+  id: number;
+  type: string;
+  reactor: string;
+  position: number;
+}
+
+/** Options of `es.worker()`, passed on to BullMQ's Worker. */
+export interface ReactorWorkerOptions {
+  /**
+   * Jobs run at once by this worker.
+   * @defaultValue 1
+   */
+  concurrency?: number;
+  /**
+   * Milliseconds a job stays locked to this worker without renewal; past it, the job is
+   * considered stalled and runs again elsewhere.
+   * @defaultValue 30000
+   */
+  lockDuration?: number;
+  /**
+   * Milliseconds between checks for stalled jobs.
+   * @defaultValue 30000
+   */
+  stalledInterval?: number;
+  /**
+   * Run an outbox relay beside the worker.
+   * @defaultValue true
+   */
+  relay?: boolean;
+}
+
+function redisConnection(connection: ReactorQueueOptions['connection']): ConnectionOptions {
+  if (connection === undefined) return { host: '127.0.0.1', port: 6379 };
+  if (typeof connection !== 'string') return connection as ConnectionOptions;
+  const url = new URL(connection);
+  return {
+    host: url.hostname,
+    port: Number(url.port || 6379),
+    username: url.username ? decodeURIComponent(url.username) : undefined,
+    password: url.password ? decodeURIComponent(url.password) : undefined,
+    db: url.pathname.length > 1 ? Number(url.pathname.slice(1)) : undefined,
+  };
+}
+
+function postgresConnection(connection: ReactorQueueOptions['connection'], dataSource: DataSource): Record<string, unknown> {
+  if (typeof connection === 'string') return { connectionString: connection, schema: 'bullmq', migrate: true };
+  if (connection) return { schema: 'bullmq', migrate: true, ...(connection as Record<string, unknown>) };
+  const options = dataSource.options as { url?: string; host?: string; port?: number; username?: string; password?: string; database?: string };
+  return options.url
+    ? { connectionString: options.url, schema: 'bullmq', migrate: true }
+    : { host: options.host, port: options.port, user: options.username, password: options.password, database: options.database, schema: 'bullmq', migrate: true };
+}
+
+/**
+ * The BullMQ side of async reactors: turns outbox rows into jobs with ids unique per database,
+ * event and reactor, and builds workers for the same queue.
+ */
+export class ReactorQueue {
+  readonly name: string;
+  readonly #queue: Queue;
+  readonly #options: ReactorQueueOptions;
+  readonly #identity: string;
+  readonly #dispatcher: Dispatcher;
+  readonly #connection: ConnectionOptions | Record<string, unknown>;
+  readonly #postgres: boolean;
+
+  constructor(options: ReactorQueueOptions, identity: string, dispatcher: Dispatcher, dataSource: DataSource, onError: (error: Error) => void) {
+    this.#options = options;
+    this.#identity = identity;
+    this.#dispatcher = dispatcher;
+    this.name = options.name ?? 'typeorm-event-sourcing';
+    this.#postgres = options.backend === 'postgres';
+    this.#connection = this.#postgres ? postgresConnection(options.connection, dataSource) : redisConnection(options.connection);
+    this.#queue = this.#postgres
+      ? new Queue(this.name, { connection: this.#connection as never }, createPostgresBackend as never)
+      : new Queue(this.name, {
+          connection: this.#connection as ConnectionOptions,
+          ...(options.prefix === undefined ? {} : { prefix: options.prefix }),
+        });
+    this.#queue.on('error', onError);
+  }
+
+  /** The job id: database identity, global event position and reactor; `:` is not allowed by BullMQ. */
+  jobId(row: Pick<OutboxRow, 'position' | 'reactor'>): string {
+    return `${this.#identity}.${row.position}.${row.reactor}`;
+  }
+
+  /** Adds one job per row; a job whose id exists already is ignored by BullMQ. */
+  async add(rows: readonly OutboxRow[]): Promise<void> {
+    const keepCompletedFor = this.#options.keepCompletedFor ?? 86_400;
+    await this.#queue.addBulk(
+      rows.map((row) => {
+        const binding = this.#dispatcher.asyncReactor(row.reactor);
+        const data: ReactorJobData = { table: row.eventsTable, id: row.eventId, type: row.eventType, reactor: row.reactor, position: row.position };
+        return {
+          name: row.reactor,
+          data,
+          opts: {
+            jobId: this.jobId(row),
+            attempts: binding?.attempts ?? this.#options.attempts ?? 3,
+            backoff: { type: 'exponential', delay: binding?.backoff ?? this.#options.backoff ?? 1000 },
+            removeOnComplete: { age: keepCompletedFor },
+            removeOnFail: false,
+          },
+        };
+      }),
+    );
+  }
+
+  /** Jobs not finished yet: waiting, active, delayed (retrying) or prioritized. */
+  async unfinishedJobs(): Promise<number> {
+    const counts = await this.#queue.getJobCounts('waiting', 'active', 'delayed', 'prioritized', 'waiting-children');
+    return Object.values(counts).reduce((sum, count) => sum + count, 0);
+  }
+
+  /** The underlying BullMQ queue, for dashboards (bull-board) and inspection. */
+  get queue(): Queue {
+    return this.#queue;
+  }
+
+  createWorker(processor: Processor<ReactorJobData>, options: ReactorWorkerOptions): Worker<ReactorJobData> {
+    const tuning = { prefix: this.#options.prefix, concurrency: options.concurrency, lockDuration: options.lockDuration, stalledInterval: options.stalledInterval };
+    const workerOptions: WorkerOptions = {
+      connection: this.#postgres ? (this.#connection as never) : ({ ...(this.#connection as object), maxRetriesPerRequest: null } as ConnectionOptions),
+      // BullMQ takes an undefined option as a value, not as "use the default".
+      ...Object.fromEntries(Object.entries(tuning).filter(([, value]) => value !== undefined)),
+    };
+    return this.#postgres
+      ? new Worker<ReactorJobData>(this.name, processor, workerOptions as never, createPostgresBackend as never)
+      : new Worker<ReactorJobData>(this.name, processor, workerOptions);
+  }
+
+  async close(): Promise<void> {
+    await this.#queue.close();
+  }
+}
