@@ -5,6 +5,7 @@
 #   scripts/services.sh stop     stop both
 #   scripts/services.sh status   say what is running
 #   scripts/services.sh env      print DATABASE_URL and REDIS_URL lines for `eval`
+#   scripts/services.sh start-redis | stop-redis   only Redis (for tests that stop and restart it)
 #
 # Private instances for tests that stop and restart servers: set SERVICES_DIR, PG_PORT and
 # REDIS_PORT to other values. Servers listen on 127.0.0.1 only; data is throwaway.
@@ -101,15 +102,19 @@ start_redis() {
   say "redis did not answer on 127.0.0.1:$REDIS_PORT"; tail -n 20 "$REDIS_DIR/redis.log" >&2; exit 1
 }
 
-stop_all() {
-  if [ -f "$PG_DIR/data/postmaster.pid" ]; then
-    as_pg_user "'$PG_BIN/pg_ctl' -D '$PG_DIR/data' -m fast -w stop" >/dev/null 2>&1 || true
-  fi
+stop_redis() {
   if redis_running; then
     local pid; pid=$(cat "$REDIS_DIR/redis.pid")
     kill "$pid" 2>/dev/null || true
     for _ in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
   fi
+}
+
+stop_all() {
+  if [ -f "$PG_DIR/data/postmaster.pid" ]; then
+    as_pg_user "'$PG_BIN/pg_ctl' -D '$PG_DIR/data' -m fast -w stop" >/dev/null 2>&1 || true
+  fi
+  stop_redis
 }
 
 print_env() {
@@ -134,6 +139,12 @@ case "${1:-start}" in
     pg_running && echo "postgres: running on 127.0.0.1:$PG_PORT" || echo "postgres: stopped"
     redis_running && echo "redis: running on 127.0.0.1:$REDIS_PORT" || echo "redis: stopped"
     ;;
+  start-redis)
+    install_missing
+    start_redis
+    echo "REDIS_URL=redis://127.0.0.1:$REDIS_PORT"
+    ;;
+  stop-redis) stop_redis ;;
   env) print_env ;;
-  *) echo "usage: $0 start|stop|status|env" >&2; exit 2 ;;
+  *) echo "usage: $0 start|stop|status|env|start-redis|stop-redis" >&2; exit 2 ;;
 esac
