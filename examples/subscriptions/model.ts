@@ -9,6 +9,7 @@ import { Aggregate, AggregateEvent, AggregateVersion, Data, EventsOf, EventType,
 export class Subscription {
   @PrimaryGeneratedColumn() id!: number;
   @Column({ type: 'int' }) userId!: number;
+  @Column({ type: 'int', nullable: true }) rewardId!: number | null;
   @Column({ type: 'varchar', default: 'pending' }) status!: string;
   @Column({ type: 'varchar', nullable: true }) stripeKey!: string | null;
   @Column({ type: 'timestamptz', nullable: true }) activatedAt!: Date | null;
@@ -25,8 +26,10 @@ export abstract class SubscriptionEvent extends AggregateEvent<Subscription> {}
 @EventType('Subscription.Created')
 export class SubscriptionCreated extends SubscriptionEvent {
   @Data() userId!: number;
+  @Data({ type: () => Number }) rewardId?: number | null;
   apply(subscription: Subscription): Subscription {
     subscription.userId = this.userId;
+    subscription.rewardId = this.rewardId ?? null;
     return subscription;
   }
 }

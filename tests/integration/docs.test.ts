@@ -1,4 +1,3 @@
-import { readdirSync } from 'node:fs';
 import path from 'node:path';
 import { EventSourcing } from 'typeorm-event-sourcing';
 import { migratedDataSource } from '../../examples/docs/migrations';
@@ -6,19 +5,18 @@ import { run as runReplay } from '../../examples/docs/replay';
 import { run as runWritingEvents } from '../../examples/docs/writing-events';
 import { entities, Subscription, SubscriptionCreated } from '../../examples/subscriptions/model';
 import { freshDatabase, testDataSource } from '../support/database';
-import { codeBlocks, region } from '../support/doc-includes';
+import { codeBlocks, docFiles, region, root } from '../../scripts/doc-includes';
 
 /**
  * The docs cannot rot: every TypeScript block in README.md and docs/ is a region of a file under
  * examples/ (type-checked with the suite), and those files run here against real PostgreSQL.
  */
-const root = path.join(__dirname, '..', '..');
-const docs = [path.join(root, 'README.md'), ...readdirSync(path.join(root, 'docs')).filter((f) => f.endsWith('.md')).map((f) => path.join(root, 'docs', f))];
-const tsBlocks = docs.flatMap(codeBlocks).filter((block) => block.language === 'ts' || block.language === 'typescript');
+const tsBlocks = docFiles().flatMap(codeBlocks).filter((block) => block.language === 'ts' || block.language === 'typescript');
 
 test.each(tsBlocks.map((block) => [`${block.doc}: ${block.include ?? block.code.split('\n')[0]}`, block] as const))(
   'code block %s is a region of a runnable example',
   (_name, block) => {
+    // Regenerate with `npm run docs:sync` after changing an example.
     expect(block.include).toBeDefined();
     const [file, name] = block.include!.split('#');
     expect(block.code).toBe(region(path.join(root, file), name));

@@ -1,0 +1,37 @@
+import 'reflect-metadata';
+import { Column, Entity, PrimaryGeneratedColumn } from 'typeorm';
+import { Aggregate, AggregateEvent, AggregateVersion, Data, EventsOf, EventType, HasEvents } from 'typeorm-event-sourcing';
+
+/** A reward backers subscribe to; its subscriber count is kept by a trigger reactor. */
+@Aggregate()
+@Entity()
+export class Reward {
+  @PrimaryGeneratedColumn() id!: number;
+  @Column({ type: 'varchar' }) title!: string;
+  @Column({ type: 'int', default: 0 }) subscriberCount!: number;
+  @AggregateVersion() version!: number;
+  @HasEvents(() => RewardEvent) events!: RewardEvent[];
+}
+
+@EventsOf(() => Reward)
+export abstract class RewardEvent extends AggregateEvent<Reward> {}
+
+@EventType('Reward.Created')
+export class RewardCreated extends RewardEvent {
+  @Data() title!: string;
+  apply(reward: Reward): Reward {
+    reward.title = this.title;
+    return reward;
+  }
+}
+
+@EventType('Reward.SubscribersRecounted')
+export class RewardSubscribersRecounted extends RewardEvent {
+  @Data() count!: number;
+  apply(reward: Reward): Reward {
+    reward.subscriberCount = this.count;
+    return reward;
+  }
+}
+
+export const rewardEntities = [Reward, RewardEvent, RewardCreated, RewardSubscribersRecounted];
