@@ -7,7 +7,8 @@ const fs = require('node:fs');
 const path = require('node:path');
 
 const root = path.join(__dirname, '..');
-const blockPattern = /(?:<!-- include: (\S+) -->\n)?```(\w*)\n([\s\S]*?)\n```/g;
+// A fence opens and closes at the start of a line; an empty block is allowed.
+const blockPattern = /(?:<!-- include: (\S+) -->\n)?^```(\w*)\n([\s\S]*?)^```$/gm;
 
 /** The lines between `// #region name` and `// #endregion name` of a file, dedented. */
 function region(file, name) {
@@ -25,7 +26,7 @@ function codeBlocks(doc) {
   const text = fs.readFileSync(doc, 'utf8');
   const blocks = [];
   for (const match of text.matchAll(blockPattern)) {
-    blocks.push({ doc: path.basename(doc), include: match[1], language: match[2], code: match[3] });
+    blocks.push({ doc: path.basename(doc), include: match[1], language: match[2], code: match[3].replace(/\n$/, '') });
   }
   return blocks;
 }

@@ -1,8 +1,10 @@
 import path from 'node:path';
 import { EventSourcing } from 'typeorm-event-sourcing';
 import { migratedDataSource } from '../../examples/docs/migrations';
+import { run as runReactors } from '../../examples/docs/reactors';
 import { run as runReplay } from '../../examples/docs/replay';
 import { run as runWritingEvents } from '../../examples/docs/writing-events';
+import { allEntities } from '../../examples/subscriptions/entities';
 import { entities, Subscription, SubscriptionCreated } from '../../examples/subscriptions/model';
 import { freshDatabase, testDataSource } from '../support/database';
 import { codeBlocks, docFiles, region, root } from '../../scripts/doc-includes';
@@ -45,6 +47,22 @@ describe('the examples the docs show', () => {
       ]);
     } finally {
       await es.close();
+      await dataSource.destroy();
+    }
+  });
+
+  test('reactors (docs/reactors.md)', async () => {
+    const dataSource = await testDataSource('docs_reactors', allEntities);
+    try {
+      const result = await runReactors(dataSource, process.env.REDIS_URL!, `docs-reactors-${Date.now()}`);
+      expect(result).toEqual({
+        activatedMetadata: { requestId: 'req-42' },
+        rewardCount: 1,
+        recountMetadata: { requestId: 'req-42', causationId: 'subscription_events/2', correlationId: 'subscription_events/2' },
+        mails: ['NewSubscriberNotification creator@example.com', 'SubscriptionConfirmation ada@example.com'],
+        workerRunning: true,
+      });
+    } finally {
       await dataSource.destroy();
     }
   });
