@@ -53,7 +53,38 @@ export type CommitListener = (events: AggregateEvent[]) => void;
 
 type AggregateClass<A> = abstract new (...args: any[]) => A;
 
-const attached = new WeakMap<DataSource, EventSourcing>();
+const attached = new Map<DataSource, EventSourcing>();
+
+/** What commands and test helpers need of an instance, kept off its public surface. */
+export interface EventSourcingInternals {
+  readonly dataSource: DataSource;
+  readonly registry: EventSourcingRegistry;
+}
+const internals = new WeakMap<EventSourcing, EventSourcingInternals>();
+
+/**
+ * The instance attached to the DataSource of `manager`, or, without a manager, the only attached
+ * instance of this process.
+ *
+ * @throws EventSourcingConfigError when there is none, or several and no manager says which.
+ */
+export function attachedTo(manager?: EntityManager): { es: EventSourcing; internals: EventSourcingInternals } {
+  let es: EventSourcing | undefined;
+  if (manager) {
+    es = attached.get(manager.connection);
+    if (!es) throw new EventSourcingConfigError('no EventSourcing is attached to the DataSource of the given manager: call EventSourcing.attach first');
+  } else {
+    if (attached.size !== 1) {
+      throw new EventSourcingConfigError(
+        attached.size === 0
+          ? 'no EventSourcing is attached: call EventSourcing.attach(dataSource) first'
+          : `${attached.size} DataSources have EventSourcing attached: pass { manager } to say which one`,
+      );
+    }
+    es = [...attached.values()][0];
+  }
+  return { es, internals: internals.get(es)! };
+}
 
 /**
  * Event sourcing for one TypeORM DataSource: registers the write path and the reactors, and
@@ -89,6 +120,7 @@ export class EventSourcing {
     this.#onError = onError;
     this.#subscriber = new EventSourcingSubscriber(registry, new TransactionLog(), (written) => this.#committed(written), reactors.reactions);
     this.schema = eventSourcingSchema(dataSource, registry.definitions);
+    internals.set(this, { dataSource, registry });
   }
 
   /**
@@ -218,6 +250,11 @@ export class EventSourcing {
   relay(options: RelayOptions = {}): OutboxRelay {
     this.#assertOpen();
     return this.#reactors.relay(options);
+  }
+
+  /** The DataSource this instance is attached to. */
+  get dataSource(): DataSource {
+    return this.#dataSource;
   }
 
   /** The BullMQ queue of the async reactors, for dashboards such as bull-board. */

@@ -9,6 +9,8 @@ export {
   type EventAttributes,
   type EventMetadata,
 } from './events/aggregate-event';
+export { Attribute, type AttributeOptions } from './commands/attribute.decorator';
+export { Command, type CommandAttributes, type CommandCallOptions, type CommandEvents, type EmittedBy } from './commands/command';
 export { Data, type DataOptions } from './events/data.decorator';
 export { EventType } from './events/event-type.decorator';
 export { EventsOf, type EventsOfOptions } from './events/events-of.decorator';
@@ -38,4 +40,5 @@ export { InvalidEventDataError } from './errors/invalid-event-data-error';
 export { ReactorError } from './errors/reactor-error';
 export { UnknownEventAttributeError } from './errors/unknown-event-attribute-error';
 export { UnknownEventTypeError } from './errors/unknown-event-type-error';
+export { ValidationError, type AttributeIssue } from './errors/validation-error';
 export { VersionOutOfRangeError } from './errors/version-out-of-range-error';

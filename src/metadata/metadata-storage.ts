@@ -42,6 +42,14 @@ export interface DataRecord {
   readonly designType: unknown;
 }
 
+export interface AttributeRecord {
+  readonly target: Function;
+  readonly propertyName: string;
+  /** The type TypeScript emitted for the property: an aggregate class makes it an aggregate attribute. */
+  readonly designType: unknown;
+  readonly optional: boolean;
+}
+
 export class MetadataStorage {
   readonly aggregates: AggregateRecord[] = [];
   readonly aggregateVersions: AggregateVersionRecord[] = [];
@@ -49,14 +57,20 @@ export class MetadataStorage {
   readonly eventsOf: EventsOfRecord[] = [];
   readonly eventTypes: EventTypeRecord[] = [];
   readonly data: DataRecord[] = [];
+  readonly attributes: AttributeRecord[] = [];
 
   /** The `@Data` records of a class and of every class it extends, parents first. */
   dataOf(target: Function): DataRecord[] {
-    const chain: Function[] = [];
-    for (let t: unknown = target; typeof t === 'function' && t !== Function.prototype; t = Object.getPrototypeOf(t)) {
-      chain.unshift(t as Function);
-    }
-    return chain.flatMap((t) => this.data.filter((record) => record.target === t));
+    return inheritanceChain(target).flatMap((t) => this.data.filter((record) => record.target === t));
+  }
+
+  /** The `@Attribute` records of a command class and of every class it extends, parents first. */
+  attributesOf(target: Function): AttributeRecord[] {
+    return inheritanceChain(target).flatMap((t) => this.attributes.filter((record) => record.target === t));
+  }
+
+  isAggregate(target: unknown): boolean {
+    return this.aggregates.some((record) => record.target === target);
   }
 
   /** The `@EventsOf` record that an event class (or one of its parents) carries. */
@@ -71,6 +85,15 @@ export class MetadataStorage {
   eventTypeOf(target: Function): EventTypeRecord | undefined {
     return this.eventTypes.find((record) => record.target === target);
   }
+}
+
+/** A class and every class it extends, parents first. */
+function inheritanceChain(target: Function): Function[] {
+  const chain: Function[] = [];
+  for (let t: unknown = target; typeof t === 'function' && t !== Function.prototype; t = Object.getPrototypeOf(t)) {
+    chain.unshift(t as Function);
+  }
+  return chain;
 }
 
 const storageKey = Symbol.for('typeorm-event-sourcing.metadata-storage');

@@ -1,0 +1,110 @@
+import { validate as validateRules } from 'class-validator';
+import type { ObjectLiteral } from 'typeorm';
+import { ConcurrencyError } from '../errors/concurrency-error';
+import { EventSourcingConfigError } from '../errors/event-sourcing-config-error';
+import { ValidationError, type AttributeIssue } from '../errors/validation-error';
+import { attachedTo } from '../event-sourcing';
+import { AggregateEvent } from '../events/aggregate-event';
+import { pendingWriteOf } from '../events/pending-write';
+import { getMetadataStorage, type AttributeRecord } from '../metadata/metadata-storage';
+import type { Command, CommandCallOptions, CommandEvents } from './command';
+
+function addIssue(issues: AttributeIssue[], attribute: string, constraints: Record<string, string>): void {
+  const issue = issues.find((existing) => existing.attribute === attribute);
+  if (issue) Object.assign(issue.constraints, constraints);
+  else issues.push({ attribute, constraints: { ...constraints } });
+}
+
+/** Assigns declared attributes; unknown ones, missing aggregates and class-validator rules become issues. */
+async function assignAndValidate(command: Command<any>, name: string, records: AttributeRecord[], attributes: Record<string, unknown>): Promise<void> {
+  const issues: AttributeIssue[] = [];
+  const declared = new Set(records.map((record) => record.propertyName));
+  const target = command as unknown as Record<string, unknown>;
+  for (const key of Object.keys(attributes)) {
+    if (declared.has(key)) target[key] = attributes[key];
+    else addIssue(issues, key, { unknownAttribute: `${key} is not an attribute of ${name}` });
+  }
+  const storage = getMetadataStorage();
+  for (const record of records) {
+    if (!storage.isAggregate(record.designType)) continue;
+    const type = record.designType as Function;
+    const value = target[record.propertyName];
+    if (value === undefined || value === null) {
+      if (!record.optional) addIssue(issues, record.propertyName, { isDefined: `${record.propertyName} must be a ${type.name}` });
+    } else if (!(value instanceof type)) {
+      addIssue(issues, record.propertyName, { isInstance: `${record.propertyName} must be a ${type.name}` });
+    }
+  }
+  // Unknown attributes are rejected above; class-validator's own unknown-object check would
+  // refuse commands that declare no rules at all.
+  for (const error of await validateRules(command, { forbidUnknownValues: false })) {
+    if (error.constraints) addIssue(issues, error.property, error.constraints);
+  }
+  if (issues.length > 0) throw new ValidationError(name, issues);
+}
+
+/**
+ * The command pipeline (see `Command`): validate, skip no-ops, build, write with the loaded
+ * versions as expected versions, and on a conflict reload and start over.
+ */
+export async function runCommand(
+  CommandClass: new () => Command<any>,
+  attributes: Record<string, unknown>,
+  options: CommandCallOptions,
+): Promise<CommandEvents | null> {
+  const name = CommandClass.name;
+  const { es, internals } = attachedTo(options.manager);
+  const storage = getMetadataStorage();
+  const records = storage.attributesOf(CommandClass);
+  const command = new CommandClass();
+  await assignAndValidate(command, name, records, attributes);
+
+  const aggregates = records
+    .filter((record) => storage.isAggregate(record.designType))
+    .map((record) => (command as unknown as Record<string, ObjectLiteral | undefined>)[record.propertyName])
+    .filter((aggregate): aggregate is ObjectLiteral => aggregate !== undefined && aggregate !== null);
+  const ownTransaction = !options.manager?.queryRunner?.isTransactionActive;
+  let retries = options.expectedVersion === undefined && ownTransaction ? (options.retries ?? 3) : 0;
+  const manager = options.manager ?? internals.dataSource.manager;
+
+  for (;;) {
+    const loadedVersions = new Map(aggregates.map((aggregate) => [aggregate, internals.registry.aggregate(aggregate.constructor).versionOf(aggregate)]));
+    const issues = await command.collectIssues();
+    if (issues.length > 0) throw new ValidationError(name, issues);
+    if (await command.noop()) return null;
+    const built = await command.buildEvent();
+    const events: unknown[] = Array.isArray(built) ? built : [built];
+    const expecting = new Set<ObjectLiteral>();
+    for (const event of events) {
+      if (!(event instanceof AggregateEvent)) {
+        throw new EventSourcingConfigError(`${name}.buildEvent must return an event built with Event.build (or an array of them)`);
+      }
+      const pending = pendingWriteOf(event);
+      const aggregate = pending.aggregate as ObjectLiteral | undefined;
+      // Only the first event of an aggregate needs an expected version: the rest follow it under the lock.
+      if (!aggregate || !loadedVersions.has(aggregate) || expecting.has(aggregate) || pending.expectedVersion !== undefined) continue;
+      expecting.add(aggregate);
+      pending.expectedVersion = aggregate === aggregates[0] && options.expectedVersion !== undefined ? options.expectedVersion : loadedVersions.get(aggregate);
+    }
+    try {
+      if (events.length === 1) return await es.append(events[0] as AggregateEvent, { manager });
+      const saved = await manager.transaction(async (transaction) => {
+        const written: AggregateEvent[] = [];
+        for (const event of events) written.push(await transaction.save(event as AggregateEvent));
+        return written;
+      });
+      return saved;
+    } catch (error) {
+      if (!(error instanceof ConcurrencyError) || retries <= 0) throw error;
+      retries -= 1;
+      for (const aggregate of aggregates) {
+        const definition = internals.registry.aggregate(aggregate.constructor);
+        const fresh = await internals.dataSource.manager
+          .createQueryBuilder(definition.target, 'aggregate')
+          .whereInIds([definition.idOf(aggregate)])
+          .getOne();
+        if (fresh) definition.copyColumns(fresh, aggregate);
+      }
+    }
+  }
+}

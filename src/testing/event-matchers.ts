@@ -1,0 +1,49 @@
+import { inspect } from 'node:util';
+import type { AggregateEvent } from '../events/aggregate-event';
+import { actualSummary, expectedSummary, matches, type ExpectedEvent } from './event-summary';
+
+interface MatcherResult {
+  pass: boolean;
+  message: () => string;
+}
+
+function eventsIn(received: unknown): AggregateEvent[] {
+  if (received === null || received === undefined) return [];
+  return Array.isArray(received) ? received : [received as AggregateEvent];
+}
+
+/**
+ * Jest matchers for what commands return. Register once: `expect.extend(eventMatchers)`.
+ *
+ * @example
+ * ```ts
+ * expect.extend(eventMatchers);
+ * const result = await ActivateSubscription.call({ subscription, stripeKey: 'sub_66123' });
+ * expect(result).toHaveEmitted(SubscriptionActivated, { stripeKey: 'sub_66123' });
+ * ```
+ */
+export const eventMatchers = {
+  /** Passes when the event (or one of the events) is of this class and carries this data. */
+  toHaveEmitted(received: unknown, eventClass: abstract new () => AggregateEvent, data?: Record<string, unknown>): MatcherResult {
+    const expected: ExpectedEvent = data ? Object.assign(Object.create(eventClass.prototype), data) : eventClass;
+    const wanted = expectedSummary(expected);
+    const events = eventsIn(received);
+    const pass = events.some((event) => event instanceof eventClass && matches(event, expected));
+    return {
+      pass,
+      message: () =>
+        `expected ${pass ? 'no ' : ''}event like ${inspect(wanted, { depth: 5 })}\n` +
+        `emitted: ${inspect(events.map((event) => actualSummary(event, wanted)), { depth: 5 })}`,
+    };
+  },
+};
+
+declare global {
+  // eslint-disable-next-line @typescript-eslint/no-namespace
+  namespace jest {
+    interface Matchers<R> {
+      /** The event (or one of the events) is of this class and carries this data. */
+      toHaveEmitted(eventClass: abstract new () => AggregateEvent, data?: Record<string, unknown>): R;
+    }
+  }
+}
