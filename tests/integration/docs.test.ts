@@ -1,11 +1,16 @@
 import path from 'node:path';
 import { EventSourcing } from 'typeorm-event-sourcing';
+import { eventMatchers, resetEventStore } from 'typeorm-event-sourcing/testing';
 import { migratedDataSource } from '../../examples/docs/migrations';
+import { run as runCommands } from '../../examples/docs/commands';
 import { run as runReactors } from '../../examples/docs/reactors';
+import { activationScenarios, wrongExpectation } from '../../examples/docs/testing';
+import { ActivateSubscription } from '../../examples/subscriptions/commands';
 import { run as runReplay } from '../../examples/docs/replay';
 import { run as runWritingEvents } from '../../examples/docs/writing-events';
 import { allEntities } from '../../examples/subscriptions/entities';
-import { entities, Subscription, SubscriptionCreated } from '../../examples/subscriptions/model';
+import { entities, Subscription, SubscriptionActivated, SubscriptionCreated } from '../../examples/subscriptions/model';
+import type { DataSource } from 'typeorm';
 import { freshDatabase, testDataSource } from '../support/database';
 import { codeBlocks, docFiles, region, root } from '../../scripts/doc-includes';
 
@@ -65,6 +70,64 @@ describe('the examples the docs show', () => {
     } finally {
       await dataSource.destroy();
     }
+  });
+
+  test('commands (docs/commands.md)', async () => {
+    const dataSource = await testDataSource('docs_commands', entities);
+    const es = await EventSourcing.attach(dataSource);
+    try {
+      expect(await runCommands(dataSource)).toEqual({
+        eventType: 'Subscription.Activated',
+        status: 'active',
+        again: null,
+        invalid: 'ActivateSubscription is invalid: stripeKey should not be empty',
+        conflict: 'Subscription 1: expected version 1, but it is at version 2',
+        written: 1,
+      });
+    } finally {
+      await es.close();
+      await dataSource.destroy();
+    }
+  });
+
+  describe('testing (docs/testing.md)', () => {
+    let dataSource: DataSource;
+    let es: EventSourcing;
+    // #region setup
+    expect.extend(eventMatchers); // adds expect(...).toHaveEmitted(EventClass, data?)
+
+    beforeAll(async () => {
+      dataSource = await testDataSource('docs_testing', entities);
+      es = await EventSourcing.attach(dataSource);
+    });
+    afterEach(() => resetEventStore(es)); // empties aggregate, events and outbox tables
+    afterAll(async () => {
+      await es.close();
+      await dataSource.destroy();
+    });
+    // #endregion setup
+
+    test('the scenarios pass', async () => {
+      await activationScenarios();
+    });
+
+    test('a wrong expectation fails with a readable diff', async () => {
+      await expect(wrongExpectation()).rejects.toThrow(/\+ actual - expected[\s\S]*\+\s+stripeKey: 'sub_66123'[\s\S]*-\s+stripeKey: 'sub_99999'/);
+    });
+
+    test('the matcher', async () => {
+      const created = await dataSource.manager.save(SubscriptionCreated.build({ userId: 1 }));
+      const subscription = await dataSource.manager.findOneByOrFail(Subscription, { id: created.aggregateId });
+      // #region matcher
+      const result = await ActivateSubscription.call({ subscription, stripeKey: 'sub_66123' });
+      expect(result).toHaveEmitted(SubscriptionActivated, { stripeKey: 'sub_66123' });
+      expect(result).not.toHaveEmitted(SubscriptionActivated, { stripeKey: 'sub_1' });
+      // #endregion matcher
+    });
+
+    test('resetEventStore left nothing from the previous case', async () => {
+      expect(await dataSource.manager.count(Subscription)).toBe(0);
+    });
   });
 
   test('replay (docs/replay.md)', async () => {
