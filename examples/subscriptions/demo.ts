@@ -1,62 +1,66 @@
-import 'reflect-metadata';
-import { Client } from 'pg';
-import { DataSource } from 'typeorm';
-import { EventSourcing } from 'typeorm-event-sourcing';
-import { ensureServices } from '../../scripts/ensure-services';
-import { entities, Subscription, SubscriptionActivated, SubscriptionCancelled, SubscriptionCreated } from './model';
+import { ValidationError } from 'typeorm-event-sourcing';
+import { waitForReactors } from 'typeorm-event-sourcing/testing';
+import { ActivateSubscription, CancelSubscription, CreateSubscription } from './commands';
+import { demoEventSourcing } from './demo-data-source';
+import { Subscription } from './model';
+import { Reward, RewardCreated } from './reward';
+import { SentMail } from './sent-mail';
+import { UserRegistered } from './user';
 import { table } from './table';
 
-/** The demo's own database on the server DATABASE_URL names, created on first run. */
-async function demoDatabaseUrl(serverUrl: string): Promise<string> {
-  const client = new Client({ connectionString: serverUrl });
-  await client.connect();
-  try {
-    const { rowCount } = await client.query('SELECT 1 FROM pg_database WHERE datname = $1', ['es_demo']);
-    if (!rowCount) await client.query('CREATE DATABASE es_demo');
-  } finally {
-    await client.end();
-  }
-  const url = new URL(serverUrl);
-  url.pathname = '/es_demo';
-  return url.toString();
-}
+const step = (text: string) => console.log(`\n== ${text}`);
 
 async function main(): Promise<void> {
-  const { databaseUrl } = ensureServices();
-  const url = await demoDatabaseUrl(databaseUrl);
-  // #region attach
-  const dataSource = new DataSource({ type: 'postgres', url, entities, synchronize: true });
-  await dataSource.initialize();
-  const es = await EventSourcing.attach(dataSource); // synchronize also creates the triggers and sequence
-  // #endregion attach
+  const { dataSource, es } = await demoEventSourcing();
   try {
-    // Creating an event creates the aggregate: event and row are written in one transaction.
-    const created = await dataSource.manager.save(SubscriptionCreated.build({ userId: 1, metadata: { source: 'demo' } }));
-    const subscription = await dataSource.manager.findOneByOrFail(Subscription, { id: created.aggregateId });
-    console.log(`Created subscription ${subscription.id} (status ${subscription.status}, version ${subscription.version})`);
+    step('A backer subscribes to a reward');
+    const user = await dataSource.manager.save(UserRegistered.build({ email: 'ada@example.com', name: 'Ada' }));
+    const reward = await dataSource.manager.save(RewardCreated.build({ title: 'Signed poster' }));
+    const created = await CreateSubscription.call({ userId: user.aggregateId, rewardId: reward.aggregateId });
+    const subscription = await dataSource.manager.findOneByOrFail(Subscription, { id: created!.aggregateId });
+    console.log(`CreateSubscription      -> ${created!.type}, subscription ${subscription.id} is ${subscription.status} (version ${subscription.version})`);
 
-    await dataSource.manager.save(
-      SubscriptionActivated.build({ subscription, stripeKey: 'sub_66123', metadata: { notificationId: 33456 } }),
-    );
-    console.log(`Activated: status ${subscription.status}, version ${subscription.version}`);
-    const activatedAt = subscription.activatedAt!;
+    const activated = await ActivateSubscription.call({ subscription, stripeKey: 'sub_66123', metadata: { notificationId: 33456 } });
+    console.log(`ActivateSubscription    -> ${activated!.type}, status ${subscription.status} (version ${subscription.version})`);
+
+    const again = await ActivateSubscription.call({ subscription, stripeKey: 'sub_66123' });
+    console.log(`ActivateSubscription    -> ${again === null ? 'no-op, nothing written' : again.type} (version ${subscription.version})`);
+
+    try {
+      await ActivateSubscription.call({ subscription, stripeKey: '' });
+    } catch (error) {
+      if (!(error instanceof ValidationError)) throw error;
+      console.log(`ActivateSubscription    -> ValidationError: ${error.message}`);
+    }
+
+    const rewardNow = await dataSource.manager.findOneByOrFail(Reward, { id: reward.aggregateId });
+    console.log(`Trigger reactor         -> reward "${rewardNow.title}" has ${rewardNow.subscriberCount} subscriber(s), in the same transaction`);
+
+    step('Async reactors run in a BullMQ worker after commit');
+    es.worker({ concurrency: 2 });
+    await waitForReactors(es, { timeout: 30_000 });
+    const mails = await dataSource.manager.find(SentMail, { where: { eventId: activated!.id }, order: { reactor: 'ASC' } });
+    console.log(table(mails.map((mail) => ({ reactor: mail.reactor, to: mail.recipient, subject: mail.subject }))));
 
     await new Promise((resolve) => setTimeout(resolve, 5));
-    await dataSource.manager.save(SubscriptionCancelled.build({ subscription, reason: 'too expensive' }));
-    console.log(`Cancelled: status ${subscription.status}, version ${subscription.version}`);
+    await CancelSubscription.call({ subscription, reason: 'too expensive' });
+    console.log(`\nCancelSubscription      -> status ${subscription.status} (version ${subscription.version})`);
 
-    console.log('\nHistory (audit log):');
+    step(`History of subscription ${subscription.id} (the audit log)`);
     const history = await es.history(Subscription, subscription.id);
     console.log(
       table(history.map((event) => ({ version: event.version, type: event.type, data: event.data, metadata: event.metadata, createdAt: event.createdAt }))),
     );
 
-    const then = await es.stateAt(Subscription, subscription.id, { at: activatedAt });
-    console.log(`\nTime machine: at ${activatedAt.toISOString()} the subscription was ${then?.status} (version ${then?.version})`);
+    step('Time machine');
+    const then = await es.stateAt(Subscription, subscription.id, { at: activated!.createdAt });
+    console.log(`At ${activated!.createdAt.toISOString()} the subscription was ${then?.status} (version ${then?.version}); now it is ${subscription.status}.`);
 
+    step('Verify and rebuild');
     await dataSource.query(`UPDATE subscription SET status = 'hacked' WHERE id = $1`, [subscription.id]);
     const mismatches = await es.verify(Subscription, { id: subscription.id });
-    console.log(`\nVerify after tampering with the row: ${mismatches.map((m) => `${m.column} is '${m.stored}', events say '${m.replayed}'`).join('; ')}`);
+    console.log('After tampering with the row, verify reports:');
+    console.log(table(mismatches.map((m) => ({ id: m.id, column: m.column, stored: m.stored, replayed: m.replayed }))));
     await es.rebuild(Subscription, subscription.id);
     const after = await es.verify(Subscription, { id: subscription.id });
     console.log(`Rebuild replayed the events into the row; verify now reports ${after.length} differences.`);
