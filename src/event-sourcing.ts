@@ -51,7 +51,8 @@ export interface AppendOptions {
 /** Something to run after every outermost COMMIT that wrote events. */
 export type CommitListener = (events: AggregateEvent[]) => void;
 
-type AggregateClass<A> = abstract new (...args: any[]) => A;
+/** An aggregate entity class. */
+export type AggregateClass<A> = abstract new (...args: any[]) => A;
 
 const attached = new Map<DataSource, EventSourcing>();
 

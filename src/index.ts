@@ -6,16 +6,18 @@ export {
   AggregateEvent,
   type AggregateOf,
   type BuildOptions,
+  type DataKeys,
   type EventAttributes,
   type EventMetadata,
 } from './events/aggregate-event';
 export { Attribute, type AttributeOptions } from './commands/attribute.decorator';
-export { Command, type CommandAttributes, type CommandCallOptions, type CommandEvents, type EmittedBy } from './commands/command';
+export { Command, type AttributeKeys, type CommandAttributes, type CommandCallOptions, type CommandEvents, type EmittedBy } from './commands/command';
 export { Data, type DataOptions } from './events/data.decorator';
 export { EventType } from './events/event-type.decorator';
 export { EventsOf, type EventsOfOptions } from './events/events-of.decorator';
 export {
   EventSourcing,
+  type AggregateClass,
   type AppendOptions,
   type CommitListener,
   type EventSourcingOptions,

@@ -25,9 +25,9 @@ export interface CommandCallOptions {
   retries?: number;
 }
 
-type BaseKey = keyof Command<any>;
-type AttributeKeys<C> = {
-  [K in keyof C]-?: K extends BaseKey ? never : C[K] extends (...args: any[]) => any ? never : K;
+/** The property names of a command that are attributes (not methods, not the base class's). */
+export type AttributeKeys<C> = {
+  [K in keyof C]-?: K extends keyof Command<any> ? never : C[K] extends (...args: any[]) => any ? never : K;
 }[keyof C];
 
 /** What `Command.call` accepts: the command's declared attributes. */

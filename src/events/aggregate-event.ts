@@ -19,9 +19,9 @@ export interface BuildOptions {
   expectedVersion?: number;
 }
 
-type BaseKey = keyof AggregateEvent<any>;
-type DataKeys<E> = {
-  [K in keyof E]-?: K extends BaseKey ? never : E[K] extends (...args: any[]) => any ? never : K;
+/** The property names of an event that are data (not methods, not the base class's). */
+export type DataKeys<E> = {
+  [K in keyof E]-?: K extends keyof AggregateEvent<any> ? never : E[K] extends (...args: any[]) => any ? never : K;
 }[keyof E];
 
 /** The aggregate an event class belongs to. */
@@ -32,7 +32,10 @@ export type AggregateOf<E> = E extends AggregateEvent<infer A> ? A : never;
  * aggregate under its camel-cased class name (`subscription`) or as `aggregate`. Leave the
  * aggregate out to create a new one. Unknown keys raise `UnknownEventAttributeError` at run time.
  */
-export type EventAttributes<E> = Pick<E, DataKeys<E>> & { metadata?: EventMetadata } & { [aggregateKey: string]: unknown };
+export type EventAttributes<E> = Pick<E, DataKeys<E>> & {
+  /** Free-form context stored with the event. */
+  metadata?: EventMetadata;
+} & { [aggregateKey: string]: unknown };
 
 /**
  * Base class of every event. Each aggregate has one abstract events class (one table),
@@ -81,6 +84,7 @@ export abstract class AggregateEvent<A extends object = any> {
     return getMetadataStorage().eventTypeOf(this.constructor)?.name ?? this.constructor.name;
   }
 
+  /** Ignored: the class decides the type. */
   set type(_stored: string) {
     // The class decides the type. TypeORM 1.1 never assigns the discriminator on load, but an
     // accessor without a setter would make such an assignment throw.
@@ -91,6 +95,7 @@ export abstract class AggregateEvent<A extends object = any> {
     return collectData(this, getMetadataStorage().dataOf(this.constructor));
   }
 
+  /** Hydrates the `@Data` properties from stored jsonb (declared properties only). */
   set data(stored: Record<string, unknown>) {
     hydrateData(this.type, this, getMetadataStorage().dataOf(this.constructor), stored);
   }

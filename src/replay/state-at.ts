@@ -6,7 +6,15 @@ import { assertExists } from './history';
 import { replayEvents } from './replay-events';
 
 /** Which moment of an aggregate's life `stateAt` shows: after a version, or at a point in time. */
-export type StateAtOptions = { version: number } | { at: Date };
+export type StateAtOptions =
+  | {
+      /** Replay versions 1 to this one. */
+      version: number;
+    }
+  | {
+      /** Replay the events written at or before this moment. */
+      at: Date;
+    };
 
 /**
  * The aggregate as it was: replayed from a fresh entity up to a version, or through the longest

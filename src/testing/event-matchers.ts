@@ -2,8 +2,11 @@ import { inspect } from 'node:util';
 import type { AggregateEvent } from '../events/aggregate-event';
 import { actualSummary, expectedSummary, matches, type ExpectedEvent } from './event-summary';
 
-interface MatcherResult {
+/** What a jest matcher returns. */
+export interface MatcherResult {
+  /** Whether the expectation holds. */
   pass: boolean;
+  /** The failure message. */
   message: () => string;
 }
 

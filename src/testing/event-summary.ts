@@ -6,7 +6,9 @@ export type ExpectedEvent = (abstract new () => AggregateEvent) | AggregateEvent
 
 /** The type and, for a built expectation, the data keys it names: the shape compared and shown in diffs. */
 export interface EventSummary {
+  /** The stored event type. */
   type: string;
+  /** The data keys the expectation names, with their values. */
   data?: Record<string, unknown>;
 }
 

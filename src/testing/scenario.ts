@@ -6,7 +6,9 @@ import { actualSummary, expectedSummary, type ExpectedEvent } from './event-summ
 
 /** What a scenario did: the command's result (saved events, or null for a no-op) or its error. */
 export interface ScenarioOutcome<C> {
+  /** The saved event(s), or null for a no-op. */
   result?: EmittedBy<C> | null;
+  /** What the command threw. */
   error?: unknown;
 }
 
