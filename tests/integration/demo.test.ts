@@ -1,4 +1,4 @@
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import path from 'node:path';
 
 /** `npm run demo`, as the README's first command runs it, twice (it must be idempotent). */
@@ -25,5 +25,28 @@ test('the demo tells the story: commands, no-op, validation error, reactors, his
     expect(output).toMatch(/^\d+\s+status\s+hacked\s+cancelled$/m);
     expect(output).toContain('verify now reports 0 differences.');
     expect(output).not.toMatch(/^\s+at .+:\d+:\d+\)?$/m); // no stack traces
+  }
+}, 180_000);
+
+test('the demo worker (docker compose worker service) starts, and stops cleanly on SIGTERM', async () => {
+  // What `npm run demo:worker` runs, without npm in between, so the signal reaches the worker.
+  const build = spawnSync('npm', ['run', 'build', '--silent'], { cwd: root, encoding: 'utf8' });
+  expect(build.status).toBe(0);
+  const compile = spawnSync(process.execPath, [path.join(root, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', 'examples/tsconfig.json'], { cwd: root, encoding: 'utf8' });
+  expect(compile.stdout).toBe('');
+  const child = spawn(process.execPath, [path.join(root, '.demo-build', 'examples', 'subscriptions', 'worker.js')], { cwd: root, env: process.env });
+  let output = '';
+  child.stdout.on('data', (chunk) => (output += chunk));
+  child.stderr.on('data', (chunk) => (output += chunk));
+  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+  try {
+    for (let waited = 0; !output.includes('worker running') && waited < 60_000; waited += 100) {
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+    expect(output).toBe('worker running; Ctrl-C to stop\n');
+    child.kill('SIGTERM');
+    expect(await exited).toBe(0);
+  } finally {
+    if (child.exitCode === null) child.kill('SIGKILL');
   }
 }, 180_000);
