@@ -35,8 +35,11 @@ export interface Reactor<E extends AggregateEvent = AggregateEvent> {
   call(event: E, context: ReactorContext): unknown;
 }
 
-/** A reactor class, constructed without arguments unless the dispatcher has a `factory`. */
-export type ReactorClass<E extends AggregateEvent = AggregateEvent> = new () => Reactor<E>;
+/**
+ * A reactor class, constructed without arguments unless the dispatcher has a `factory`; with a
+ * factory its constructor may take dependencies.
+ */
+export type ReactorClass<E extends AggregateEvent = AggregateEvent> = new (...args: any[]) => Reactor<E>;
 
 /** A plain function reactor; its name is the function's name unless registered with `name`. */
 export type ReactorFunction<E extends AggregateEvent = AggregateEvent> = (event: E, context: ReactorContext) => unknown;
