@@ -87,7 +87,9 @@ export class Dispatcher {
         throw new EventSourcingConfigError(`Dispatcher.on: 'name' names one reactor, but ${reactors.length} ${mode} reactors were given`);
       }
       for (const reactor of reactors) {
-        const name = registration.name ?? reactor.name;
+        // JavaScript names an anonymous function after the property it is written in:
+        // `{ async: (event) => ... }` is named 'async', which names no reactor.
+        const name = registration.name ?? (reactor.name === mode ? '' : reactor.name);
         if (!namePattern.test(name)) {
           throw new EventSourcingConfigError(
             `Dispatcher.on: reactor name '${name}' must be 1-200 letters, digits, '_', '.' or '-' (give anonymous functions a name option)`,
