@@ -80,6 +80,13 @@ export class Reactions {
   processor(dataSource: DataSource, registry: EventSourcingRegistry): Processor<ReactorJobData> {
     return async (job) => {
       const { table, id, reactor } = job.data;
+      // The job's table and id name a row of the database that added it: never run it against
+      // this database's row of the same id.
+      if (this.#queue && !this.#queue.ownsJob(job.id)) {
+        throw new UnrecoverableError(
+          `job ${job.id} was added by another database than this worker's (${this.#queue.identity}): give each database a queue name of its own`,
+        );
+      }
       const binding = this.#dispatcher.asyncReactor(reactor);
       if (!binding) throw new UnrecoverableError(`no async reactor named '${reactor}' is registered with the dispatcher (job ${job.id})`);
       const definition = registry.forEventsTable(table);

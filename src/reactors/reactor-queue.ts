@@ -94,6 +94,19 @@ export class ReactorQueue {
     return `${this.#identity}.${row.position}.${row.reactor}`;
   }
 
+  /**
+   * Whether a job was added for this database. Another database's job (one sharing the queue
+   * name, or a database since reset) has the same table, id and reactor, but not the same event.
+   */
+  ownsJob(jobId: string | undefined): boolean {
+    return jobId !== undefined && jobId.startsWith(`${this.#identity}.`);
+  }
+
+  /** This database's identity, the first part of every job id. */
+  get identity(): string {
+    return this.#identity;
+  }
+
   /** Adds one job per row; a job whose id exists already is ignored by BullMQ. */
   async add(rows: readonly OutboxRow[]): Promise<void> {
     const keepCompletedFor = this.#options.keepCompletedFor ?? 86_400;
