@@ -87,7 +87,8 @@ export async function runCommand(
       pending.expectedVersion = aggregate === aggregates[0] && options.expectedVersion !== undefined ? options.expectedVersion : loadedVersions.get(aggregate);
     }
     try {
-      if (events.length === 1) return await es.append(events[0] as AggregateEvent, { manager });
+      // An array, even of one event, comes back as an array: the type the command declared.
+      if (!Array.isArray(built)) return await es.append(built as AggregateEvent, { manager });
       const saved = await manager.transaction(async (transaction) => {
         const written: AggregateEvent[] = [];
         for (const event of events) written.push(await transaction.save(event as AggregateEvent));
