@@ -37,7 +37,10 @@ export class Scenario<C extends Command<any> = Command<any>> implements PromiseL
   }
 
   /** Asserts that the command emitted exactly these events, in order; a mismatch throws with a diff. */
-  then(expected: ExpectedEvent[]): Promise<AggregateEvent[]>;
+  // The generic `this` keeps TypeScript from taking this overload for the awaited one: `await`
+  // only considers `then` signatures whose `this` the scenario is known to satisfy, and with the
+  // array overload among them `await scenario` fails to type-check (TS1320).
+  then<This>(this: This, expected: ExpectedEvent[]): Promise<AggregateEvent[]>;
   then<R1 = ScenarioOutcome<C>, R2 = never>(
     onfulfilled?: ((outcome: ScenarioOutcome<C>) => R1 | PromiseLike<R1>) | null,
     onrejected?: ((reason: unknown) => R2 | PromiseLike<R2>) | null,
