@@ -1,5 +1,6 @@
 import { inspect } from 'node:util';
 import type { AggregateEvent } from '../events/aggregate-event';
+import { getMetadataStorage } from '../metadata/metadata-storage';
 import { actualSummary, expectedSummary, matches, type ExpectedEvent } from './event-summary';
 
 /** What a jest matcher returns. */
@@ -28,6 +29,16 @@ function eventsIn(received: unknown): AggregateEvent[] {
 export const eventMatchers = {
   /** Passes when the event (or one of the events) is of this class and carries this data. */
   toHaveEmitted(received: unknown, eventClass: abstract new () => AggregateEvent, data?: Record<string, unknown>): MatcherResult {
+    if (data) {
+      // A key that is not a @Data attribute would never be compared: the expectation could not fail.
+      const names = getMetadataStorage().dataOf(eventClass).map((record) => record.propertyName);
+      const unknown = Object.keys(data).filter((key) => !names.includes(key));
+      if (unknown.length > 0) {
+        throw new TypeError(
+          `toHaveEmitted: ${eventClass.name} has no @Data attribute ${unknown.map((key) => `'${key}'`).join(', ')} (its attributes: ${names.join(', ') || 'none'})`,
+        );
+      }
+    }
     const expected: ExpectedEvent = data ? Object.assign(Object.create(eventClass.prototype), data) : eventClass;
     const wanted = expectedSummary(expected);
     const events = eventsIn(received);
