@@ -86,6 +86,11 @@ export async function runCommand(
       expecting.add(aggregate);
       pending.expectedVersion = aggregate === aggregates[0] && options.expectedVersion !== undefined ? options.expectedVersion : loadedVersions.get(aggregate);
     }
+    // Without an aggregate instance among the attributes, the command's aggregate is the one its
+    // first event writes (for an event that creates its aggregate, the expected version must be 0).
+    if (options.expectedVersion !== undefined && aggregates.length === 0 && events.length > 0) {
+      pendingWriteOf(events[0] as AggregateEvent).expectedVersion ??= options.expectedVersion;
+    }
     try {
       // An array, even of one event, comes back as an array: the type the command declared.
       if (!Array.isArray(built)) return await es.append(built as AggregateEvent, { manager });
