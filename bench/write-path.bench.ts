@@ -1,0 +1,73 @@
+import 'reflect-metadata';
+import { Client } from 'pg';
+import { Column, DataSource, Entity, PrimaryGeneratedColumn } from 'typeorm';
+import { EventSourcing } from 'typeorm-event-sourcing';
+import { ensureServices } from '../scripts/ensure-services';
+import { ActivateSubscription } from '../examples/subscriptions/commands';
+import { entities, Subscription, SubscriptionActivated, SubscriptionCreated } from '../examples/subscriptions/model';
+
+/** A plain entity of the same shape, written with a plain TypeORM save: the baseline. */
+@Entity()
+class PlainSubscription {
+  @PrimaryGeneratedColumn() id!: number;
+  @Column({ type: 'varchar', default: 'pending' }) status!: string;
+  @Column({ type: 'varchar', nullable: true }) stripeKey!: string | null;
+  @Column({ type: 'int', default: 0 }) version!: number;
+}
+
+const count = Number(process.env.BENCH_COUNT ?? 500);
+
+async function database(): Promise<string> {
+  const { databaseUrl } = ensureServices();
+  const client = new Client({ connectionString: databaseUrl });
+  await client.connect();
+  await client.query('DROP DATABASE IF EXISTS es_bench WITH (FORCE)');
+  await client.query('CREATE DATABASE es_bench');
+  await client.end();
+  const url = new URL(databaseUrl);
+  url.pathname = '/es_bench';
+  return url.toString();
+}
+
+async function time(label: string, work: (i: number) => Promise<unknown>, baseline?: number): Promise<number> {
+  for (let i = 0; i < 20; i += 1) await work(i); // warm-up
+  const start = process.hrtime.bigint();
+  for (let i = 0; i < count; i += 1) await work(i);
+  const seconds = Number(process.hrtime.bigint() - start) / 1e9;
+  const rate = count / seconds;
+  console.log(`${label.padEnd(44)} ${rate.toFixed(0).padStart(7)} /s${baseline ? `   x${(baseline / rate).toFixed(2)} the time of a plain save` : ''}`);
+  return rate;
+}
+
+async function main(): Promise<void> {
+  const dataSource = new DataSource({ type: 'postgres', url: await database(), entities: [...entities, PlainSubscription], synchronize: true });
+  await dataSource.initialize();
+  const es = await EventSourcing.attach(dataSource);
+  try {
+    console.log(`${count} sequential writes each, one transaction per write, on one aggregate\n`);
+    const plain = await dataSource.manager.save(dataSource.manager.create(PlainSubscription, {}));
+    const baseline = await time('plain TypeORM save of one changed row', (i) => {
+      plain.stripeKey = `k${i}`;
+      plain.version += 1;
+      return dataSource.manager.save(plain);
+    });
+    const created = await dataSource.manager.save(SubscriptionCreated.build({ userId: 1 }));
+    const subscription = await dataSource.manager.findOneByOrFail(Subscription, { id: created.aggregateId });
+    await time('manager.save(event)', (i) => dataSource.manager.save(SubscriptionActivated.build({ subscription, stripeKey: `k${i}` })), baseline);
+    await time('es.append(event, { expectedVersion })', (i) =>
+      es.append(SubscriptionActivated.build({ subscription, stripeKey: `a${i}` }), { expectedVersion: subscription.version }), baseline);
+    await time('event creating its aggregate', (i) => dataSource.manager.save(SubscriptionCreated.build({ userId: i })), baseline);
+    const fresh = await Promise.all(Array.from({ length: count + 20 }, (_, i) => dataSource.manager.save(SubscriptionCreated.build({ userId: i }))));
+    const targets = await dataSource.manager.findBy(Subscription, {});
+    const pending = targets.filter((s) => fresh.some((e) => e.aggregateId === s.id));
+    await time('ActivateSubscription.call (a command)', (i) => ActivateSubscription.call({ subscription: pending[i], stripeKey: `c${i}` }), baseline);
+  } finally {
+    await es.close();
+    await dataSource.destroy();
+  }
+}
+
+main().catch((error) => {
+  console.error(error);
+  process.exit(1);
+});
