@@ -1,4 +1,4 @@
-import type { Worker } from 'bullmq';
+import type { Processor, Worker } from 'bullmq';
 import type { DataSource } from 'typeorm';
 import { EventSourcingConfigError } from '../errors/event-sourcing-config-error';
 import type { WrittenEvent } from '../events/transaction-log';
@@ -25,6 +25,8 @@ export class ReactorRuntime {
   readonly #onError: (error: unknown) => void;
   readonly #workers = new Set<Worker<ReactorJobData>>();
   readonly #relays = new Set<OutboxRelay>();
+  /** Reactor calls running in this process's workers. */
+  readonly #running = new Set<Promise<unknown>>();
 
   private constructor(
     dataSource: DataSource,
@@ -80,7 +82,14 @@ export class ReactorRuntime {
   }
 
   worker(options: ReactorWorkerOptions): Worker<ReactorJobData> {
-    const worker = this.queue.createWorker(this.reactions.processor(this.#dataSource, this.#registry), options);
+    const processor = this.reactions.processor(this.#dataSource, this.#registry);
+    const tracked: Processor<ReactorJobData> = (...args) => {
+      const run = processor(...args);
+      this.#running.add(run);
+      void run.finally(() => this.#running.delete(run)).catch(() => undefined);
+      return run;
+    };
+    const worker = this.queue.createWorker(tracked, options);
     worker.on('error', (error) => this.#onError(error));
     this.#workers.add(worker);
     if (options.relay !== false) this.relay();
@@ -103,7 +112,7 @@ export class ReactorRuntime {
   /** Closes workers (letting running jobs finish), relays and the queue; every step runs even if one fails. */
   async close(): Promise<void> {
     const steps: Promise<unknown>[] = [
-      ...[...this.#workers].map((worker) => worker.close()),
+      ...[...this.#workers].map((worker) => this.#closeWorker(worker)),
       ...[...this.#relays].map((relay) => relay.close()),
     ];
     const results = await Promise.allSettled(steps);
@@ -112,9 +121,33 @@ export class ReactorRuntime {
     await this.reactions.settle(2000);
     if (this.#queue) {
       const queue = this.#queue;
-      // While Redis is unreachable a graceful close never finishes: disconnect instead.
-      await withTimeout(queue.close(), 2000, 'closing the reactor queue').catch(() => queue.queue.disconnect().catch(() => undefined));
+      // While Redis is unreachable a graceful close never finishes: disconnect instead. BullMQ's
+      // disconnect() waits for an event a reconnecting ioredis client never emits
+      // (taskforcesh/bullmq#4656), so the Redis client is dropped without waiting.
+      await withTimeout(queue.close(), 2000, 'closing the reactor queue').catch(async () => {
+        if (this.#queueOptions.backend === 'postgres') await queue.queue.disconnect().catch(() => undefined);
+        else (await withTimeout(queue.queue.getBackend().client, 250, 'connecting to Redis').catch(() => undefined))?.disconnect();
+      });
     }
     for (const result of results) if (result.status === 'rejected') this.#onError(result.reason);
   }
+
+  /**
+   * Closes a worker, its running jobs finishing first. While Redis does not answer, BullMQ's
+   * graceful close never ends: it waits for an event a reconnecting ioredis client never emits
+   * (taskforcesh/bullmq#4656). Then the reactor calls running here finish and the worker closes
+   * with force; a job it could not mark completed stays active in Redis and runs again elsewhere
+   * once its lock expires, as after a crash.
+   */
+  async #closeWorker(worker: Worker<ReactorJobData>): Promise<void> {
+    if (this.#queueOptions.backend === 'postgres' || (await redisAnswers(worker))) return worker.close();
+    await Promise.allSettled([...this.#running]);
+    await worker.close(true);
+  }
+}
+
+/** Whether a worker's Redis connection is up right now (never connected counts as down). */
+async function redisAnswers(worker: Worker<ReactorJobData>): Promise<boolean> {
+  const client = await withTimeout(worker.getBackend().client, 250, 'connecting to Redis').catch(() => undefined);
+  return client?.status === 'ready';
 }
