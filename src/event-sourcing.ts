@@ -222,8 +222,9 @@ export class EventSourcing {
   }
 
   /**
-   * Runs `fn` so that every event written inside it (also by reactors it triggers) carries
-   * `metadata`, e.g. the user of the current request. Metadata given to `build` wins.
+   * Runs `fn` so that every event written inside it (also by the trigger reactors of those events)
+   * carries `metadata`, e.g. the user of the current request. Metadata given to `build` wins.
+   * Events written later by async reactors carry causation and correlation ids instead.
    *
    * @example
    * ```ts

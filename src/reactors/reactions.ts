@@ -1,6 +1,7 @@
 import { UnrecoverableError, type Processor } from 'bullmq';
 import type { DataSource, EntityManager } from 'typeorm';
 import type { AggregateDefinition } from '../aggregates/aggregate-definition';
+import { ConcurrencyError } from '../errors/concurrency-error';
 import { ReactorError } from '../errors/reactor-error';
 import type { AggregateEvent } from '../events/aggregate-event';
 import { withMetadata } from '../events/metadata-scope';
@@ -41,6 +42,8 @@ export class Reactions {
           this.#dispatcher.invoke(binding, event, { manager, reactor: binding.name, mode: 'trigger', attempt: 1 }),
         );
       } catch (error) {
+        // A conflict stays a conflict, so that callers (and commands) can retry it.
+        if (error instanceof ConcurrencyError) throw error;
         throw new ReactorError(binding.name, event.type, event.aggregateId, error);
       }
     }

@@ -34,8 +34,8 @@ export interface ReactorQueueOptions {
    */
   connection?: ConnectionOptions | string | Record<string, unknown>;
   /**
-   * The BullMQ queue name.
-   * @defaultValue `'typeorm-event-sourcing'`
+   * The BullMQ queue name. Databases must not share one: a worker refuses another database's jobs.
+   * @defaultValue `'typeorm-event-sourcing-'` followed by the first 8 characters of the database's identity
    */
   name?: string;
   /**

@@ -77,7 +77,9 @@ export class ReactorQueue {
     this.#options = options;
     this.#identity = identity;
     this.#dispatcher = dispatcher;
-    this.name = options.name ?? 'typeorm-event-sourcing';
+    // One queue per database by default: workers of two databases sharing one Redis (dev and
+    // test, say) never pick up each other's jobs, and a reset database starts a fresh queue.
+    this.name = options.name ?? `typeorm-event-sourcing-${identity.slice(0, 8)}`;
     this.#postgres = options.backend === 'postgres';
     this.#connection = this.#postgres ? postgresConnection(options.connection, dataSource) : redisConnection(options.connection);
     this.#queue = this.#postgres

@@ -505,15 +505,16 @@ describe('trigger reactor write path (the write-path lint guarantees, when a tri
     expect(cause.message).toBe('Subscription 987654 does not exist');
   });
 
-  test('an expected version: a mismatch is ConcurrencyError and writes nothing; a match writes', async () => {
+  test('an expected version: a mismatch is ConcurrencyError (passed through, not wrapped) and writes nothing; a match writes', async () => {
     const { dataSource } = suite;
     const subscription = await createPlain();
     const stale = await loadSubscription(dataSource, subscription.id);
     await write(SubscriptionNoteAdded.build({ subscription, note: 'one' }));
     committed.length = 0;
 
+    // A conflict stays a ConcurrencyError through the trigger, so callers and commands can retry it.
     const cause = await expectNothingWritten(stale, () =>
-      causeOf(write(SubscriptionNoteAdded.build({ subscription: stale, note: 'two' }, { expectedVersion: 1 }))),
+      rejectionOf(write(SubscriptionNoteAdded.build({ subscription: stale, note: 'two' }, { expectedVersion: 1 }))),
     );
 
     expect(cause).toBeInstanceOf(ConcurrencyError);
