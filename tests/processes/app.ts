@@ -1,0 +1,159 @@
+import 'reflect-metadata';
+import { createInterface } from 'node:readline';
+import { DataSource } from 'typeorm';
+import { Dispatcher, EventSourcing, type ReactorContext } from '../../src';
+import { orderEntities, OrderPlaced, reactorNames, RUNS_TABLE } from './model';
+
+/**
+ * An application process of the reliability tests, driven by its parent: JSON commands on stdin,
+ * one per line; JSON messages on stdout, one per line. The database schema exists already (the
+ * parent created it).
+ *
+ * Environment: DATABASE_URL, REDIS_URL (may point at a closed port), QUEUE_NAME,
+ * REACTOR_DELAY_MS (how long each reactor run sleeps between its 'started' and 'done' rows),
+ * RELAY_GRACE / RELAY_INTERVAL (the queue's relay options).
+ *
+ * Commands:
+ *   {"cmd":"save","count":n,"perTransaction":k}  write n OrderPlaced events, k per transaction;
+ *                                                 replies {"type":"saved","durations":[ms per transaction],"errors":[...]}
+ *   {"cmd":"kill-after-commit"}                   SIGKILL this process in the next after-commit listener call,
+ *                                                 i.e. after COMMIT, before the hand-over's Redis I/O
+ *   {"cmd":"worker", ...ReactorWorkerOptions, "waitUntilReady":bool}   es.worker(); replies {"type":"worker"}
+ *   {"cmd":"relay","grace":ms,"interval":ms}      es.relay(); replies {"type":"relay"}
+ *   {"cmd":"close"}                               es.close() and dataSource.destroy(); replies {"type":"closed","ms":...},
+ *                                                 then lets the event loop drain: the process must exit by itself
+ */
+
+function send(message: Record<string, unknown>): void {
+  process.stdout.write(`${JSON.stringify(message)}\n`);
+}
+
+function env(name: string): string {
+  const value = process.env[name];
+  if (!value) throw new Error(`${name} is not set`);
+  return value;
+}
+
+function optionalNumber(name: string): number | undefined {
+  const value = process.env[name];
+  return value === undefined || value === '' ? undefined : Number(value);
+}
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+const delay = optionalNumber('REACTOR_DELAY_MS') ?? 0;
+
+async function recordRun(event: OrderPlaced, context: ReactorContext, phase: string): Promise<void> {
+  await context.manager.query(`INSERT INTO ${RUNS_TABLE} (event_id, reactor, phase, pid, attempt, job_id) VALUES ($1, $2, $3, $4, $5, $6)`, [
+    event.id,
+    context.reactor,
+    phase,
+    process.pid,
+    context.attempt,
+    context.job?.id ?? null,
+  ]);
+}
+
+function reactor(name: string) {
+  const run = async (event: OrderPlaced, context: ReactorContext) => {
+    await recordRun(event, context, 'started');
+    if (delay > 0) await sleep(delay);
+    await recordRun(event, context, 'done');
+  };
+  Object.defineProperty(run, 'name', { value: name });
+  return run;
+}
+
+async function main(): Promise<void> {
+  // A child whose parent is gone must not linger, whatever state it is in.
+  setTimeout(() => process.exit(3), optionalNumber('CHILD_MAX_LIFETIME_MS') ?? 150_000).unref();
+
+  const dataSource = new DataSource({ type: 'postgres', url: env('DATABASE_URL'), entities: orderEntities, synchronize: false, logging: false });
+  await dataSource.initialize();
+  const dispatcher = new Dispatcher();
+  for (const name of reactorNames) dispatcher.on(OrderPlaced, { async: reactor(name), name });
+  const grace = optionalNumber('RELAY_GRACE');
+  const interval = optionalNumber('RELAY_INTERVAL');
+  const es = await EventSourcing.attach(dataSource, {
+    dispatcher,
+    createSchema: false,
+    queue: {
+      connection: env('REDIS_URL'),
+      name: env('QUEUE_NAME'),
+      attempts: 3,
+      backoff: 200,
+      relay: { ...(grace === undefined ? {} : { grace }), ...(interval === undefined ? {} : { interval }) },
+    },
+    onError: (error) => send({ type: 'error', message: (error as Error)?.message ?? String(error) }),
+  });
+
+  let closing = false;
+  const lines = createInterface({ input: process.stdin });
+  lines.on('close', () => {
+    // stdin ended without a close command: the parent is gone.
+    if (!closing) process.exit(4);
+  });
+
+  const handlers: Record<string, (command: Record<string, any>) => Promise<Record<string, unknown>>> = {
+    async save({ count, perTransaction = 1 }) {
+      const durations: number[] = [];
+      const errors: string[] = [];
+      for (let done = 0; done < count; done += perTransaction) {
+        const size = Math.min(perTransaction, count - done);
+        const started = performance.now();
+        try {
+          await dataSource.transaction(async (manager) => {
+            for (let i = 0; i < size; i += 1) await es.append(OrderPlaced.build({ number: done + i }), { manager });
+          });
+        } catch (error) {
+          errors.push((error as Error)?.stack ?? String(error));
+        }
+        durations.push(performance.now() - started);
+      }
+      return { type: 'saved', durations, errors };
+    },
+    async 'kill-after-commit'() {
+      es.afterCommit(() => process.kill(process.pid, 'SIGKILL'));
+      return { type: 'armed' };
+    },
+    async worker({ waitUntilReady = true, cmd: _cmd, ...options }) {
+      const worker = es.worker(options);
+      if (waitUntilReady) await worker.waitUntilReady();
+      return { type: 'worker' };
+    },
+    async relay({ cmd: _cmd, ...options }) {
+      es.relay(options);
+      return { type: 'relay' };
+    },
+    async close() {
+      closing = true;
+      const started = performance.now();
+      await es.close();
+      await dataSource.destroy();
+      lines.close();
+      process.stdin.destroy();
+      return { type: 'closed', ms: performance.now() - started };
+    },
+  };
+
+  // Commands run one at a time, in order.
+  let queue = Promise.resolve();
+  lines.on('line', (line) => {
+    if (!line.trim()) return;
+    queue = queue.then(async () => {
+      const command = JSON.parse(line) as Record<string, any>;
+      const handler = handlers[command.cmd];
+      try {
+        if (!handler) throw new Error(`unknown command ${line}`);
+        send(await handler(command));
+      } catch (error) {
+        send({ type: 'failed', cmd: command.cmd, message: (error as Error)?.stack ?? String(error) });
+      }
+    });
+  });
+  send({ type: 'ready', pid: process.pid });
+}
+
+main().catch((error) => {
+  send({ type: 'failed', cmd: 'start', message: (error as Error)?.stack ?? String(error) });
+  process.exit(2);
+});

@@ -1,0 +1,51 @@
+import 'reflect-metadata';
+import { Column, Entity, PrimaryGeneratedColumn } from 'typeorm';
+import { Aggregate, AggregateEvent, AggregateVersion, Data, EventsOf, EventType, HasEvents } from '../../src';
+
+/**
+ * The model of the reliability tests' child processes (and of their parent, which creates the
+ * schema). Imported relatively from src/ so the compiled children run the current source.
+ */
+@Aggregate()
+@Entity('reliability_orders')
+export class Order {
+  @PrimaryGeneratedColumn() id!: number;
+  @Column({ type: 'varchar', default: 'new' }) status!: string;
+  @Column({ type: 'int', nullable: true }) number!: number | null;
+  @AggregateVersion() version!: number;
+  @HasEvents(() => OrderEvent) events!: OrderEvent[];
+}
+
+@EventsOf(() => Order)
+export abstract class OrderEvent extends AggregateEvent<Order> {}
+
+@EventType('Order.Placed')
+export class OrderPlaced extends OrderEvent {
+  @Data() number!: number;
+  apply(order: Order): Order {
+    order.number = this.number;
+    order.status = 'placed';
+    return order;
+  }
+}
+
+export const orderEntities = [Order, OrderEvent, OrderPlaced];
+
+/** The async reactors every child registers for OrderPlaced: two jobs per event. */
+export const reactorNames = ['Ship', 'Invoice'] as const;
+
+/**
+ * What the reactors did, one row per run and phase ('started' before the reactor's sleep, 'done'
+ * after it). Deliberately without a unique constraint: a second run must show up, not fail.
+ */
+export const RUNS_TABLE = 'reactor_runs';
+export const createRunsTable = `CREATE TABLE IF NOT EXISTS ${RUNS_TABLE} (
+  id bigserial PRIMARY KEY,
+  event_id bigint NOT NULL,
+  reactor text NOT NULL,
+  phase text NOT NULL,
+  pid int NOT NULL,
+  attempt int NOT NULL,
+  job_id text,
+  at timestamptz NOT NULL DEFAULT clock_timestamp()
+)`;

@@ -1,0 +1,414 @@
+import { execFile, spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { createInterface } from 'node:readline';
+import { promisify } from 'node:util';
+import { Queue } from 'bullmq';
+import { Client } from 'pg';
+import type { DataSource } from 'typeorm';
+import { EventSourcing } from '../../src';
+import { createRunsTable, orderEntities, OrderEvent, RUNS_TABLE } from '../processes/model';
+import { testDataSource } from './database';
+
+/**
+ * Child processes for the reliability tests: tests/processes/*.ts compiled with tsc (decorator
+ * metadata needs it) into .test-build/, spawned with this Node, driven by JSON lines.
+ */
+
+const root = path.join(__dirname, '..', '..');
+const buildRoot = path.join(root, '.test-build');
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+let buildDir: string | undefined;
+
+function sourceFiles(dir: string): string[] {
+  return readdirSync(dir, { withFileTypes: true }).flatMap((entry) => {
+    const file = path.join(dir, entry.name);
+    if (entry.isDirectory()) return sourceFiles(file);
+    return /\.(ts|json)$/.test(entry.name) ? [file] : [];
+  });
+}
+
+/** A hash of everything the build reads, so an unchanged tree is not compiled again. */
+function inputsHash(): string {
+  const hash = createHash('sha256');
+  const files = [
+    ...sourceFiles(path.join(root, 'src')),
+    ...sourceFiles(path.join(root, 'tests', 'processes')),
+    path.join(root, 'tsconfig.json'),
+    path.join(root, 'package-lock.json'),
+  ].filter((file) => existsSync(file));
+  for (const file of files.sort()) hash.update(path.relative(root, file)).update('\0').update(readFileSync(file)).update('\0');
+  return hash.digest('hex').slice(0, 16);
+}
+
+/** Builds of other source states, unused for a while (another run may still use a recent one). */
+function removeOldBuilds(keep: string): void {
+  for (const entry of readdirSync(buildRoot)) {
+    const dir = path.join(buildRoot, entry);
+    try {
+      if (entry !== keep && Date.now() - statSync(dir).mtimeMs > 15 * 60_000) rmSync(dir, { recursive: true, force: true });
+    } catch {
+      // removed meanwhile
+    }
+  }
+}
+
+/**
+ * Compiles tests/processes (and the src/ it imports) with tsc into .test-build/<hash of the
+ * sources>/, unless that build exists. Test files running in parallel take turns through a lock
+ * directory; the first compiles. A build per source state keeps a run from replacing the files
+ * the children of another run (a shared checkout) are loading.
+ */
+export async function compileProcesses(): Promise<void> {
+  const hash = inputsHash();
+  const dir = path.join(buildRoot, hash);
+  const stamp = path.join(dir, 'complete');
+  const lock = path.join(buildRoot, `${hash}.lock`);
+  if (!existsSync(stamp)) {
+    mkdirSync(buildRoot, { recursive: true });
+    const deadline = Date.now() + 120_000;
+    for (;;) {
+      try {
+        mkdirSync(lock);
+        break;
+      } catch (error) {
+        if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
+        // A lock older than any compile is left over from a killed run.
+        try {
+          if (Date.now() - statSync(lock).mtimeMs > 90_000) rmSync(lock, { recursive: true, force: true });
+        } catch {
+          // removed by its owner meanwhile
+        }
+        if (Date.now() > deadline) throw new Error(`compileProcesses: ${lock} stayed locked`);
+        await sleep(100);
+      }
+    }
+    try {
+      if (!existsSync(stamp)) {
+        const tsc = path.join(root, 'node_modules', 'typescript', 'bin', 'tsc');
+        const config = path.join(root, 'tests', 'processes', 'tsconfig.json');
+        try {
+          await promisify(execFile)(process.execPath, [tsc, '-p', config, '--outDir', dir], { cwd: root });
+        } catch (error) {
+          const { stdout, stderr } = error as { stdout?: string; stderr?: string };
+          throw new Error(`compiling tests/processes failed:\n${stdout ?? ''}${stderr ?? ''}`);
+        }
+        writeFileSync(stamp, new Date().toISOString());
+        removeOldBuilds(hash);
+      }
+    } finally {
+      rmSync(lock, { recursive: true, force: true });
+    }
+  }
+  buildDir = dir;
+}
+
+/** A message a child wrote on stdout. */
+export type ChildMessage = { type: string } & Record<string, any>;
+
+const running = new Set<ChildApp>();
+
+/**
+ * One child process running a compiled script of tests/processes. Each command gets exactly one
+ * reply, in order; `error` messages (the library's onError) are collected apart.
+ */
+export class ChildApp {
+  readonly process: ChildProcessWithoutNullStreams;
+  readonly messages: ChildMessage[] = [];
+  readonly errors: string[] = [];
+  readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+  #stderr = '';
+  #exit: { code: number | null; signal: NodeJS.Signals | null } | undefined;
+  #replies: ChildMessage[] = [];
+  #waiting: Array<(message: ChildMessage) => void> = [];
+  #closed = false;
+
+  private constructor(readonly name: string, script: string, env: Record<string, string | undefined>) {
+    if (!buildDir) throw new Error('call compileProcesses() (in beforeAll) before starting a child');
+    const file = path.join(buildDir, 'tests', 'processes', `${script}.js`);
+    this.process = spawn(process.execPath, ['--enable-source-maps', file], { env: { ...process.env, ...env }, stdio: ['pipe', 'pipe', 'pipe'] });
+    running.add(this);
+    this.exited = new Promise((resolve) => {
+      this.process.on('exit', (code, signal) => {
+        this.#exit = { code, signal };
+        running.delete(this);
+        resolve(this.#exit);
+      });
+    });
+    this.process.on('close', () => (this.#closed = true));
+    this.process.on('error', (error) => (this.#stderr += `spawn error: ${error.stack}\n`));
+    this.process.stdin.on('error', () => undefined); // writing to a killed child
+    this.process.stderr.setEncoding('utf8').on('data', (chunk: string) => (this.#stderr += chunk));
+    createInterface({ input: this.process.stdout }).on('line', (line) => {
+      let message: ChildMessage;
+      try {
+        message = JSON.parse(line);
+      } catch {
+        message = { type: 'output', line };
+      }
+      this.messages.push(message);
+      if (message.type === 'error') this.errors.push(message.message);
+      else if (message.type !== 'output') {
+        const waiter = this.#waiting.shift();
+        if (waiter) waiter(message);
+        else this.#replies.push(message);
+      }
+    });
+  }
+
+  /** Starts a child and waits for its `ready` message. */
+  static async start(name: string, script: string, env: Record<string, string | undefined>, timeout = 20_000): Promise<ChildApp> {
+    const child = new ChildApp(name, script, env);
+    const ready = await child.#next(timeout, 'start');
+    if (ready.type !== 'ready') throw new Error(`${name} did not start: ${JSON.stringify(ready)}\n${child.diagnostics()}`);
+    return child;
+  }
+
+  get pid(): number {
+    return this.process.pid!;
+  }
+
+  get exitStatus() {
+    return this.#exit;
+  }
+
+  /** Sends a command and waits for its reply; a `failed` reply throws. */
+  async request(command: Record<string, unknown>, timeout = 20_000): Promise<ChildMessage> {
+    this.process.stdin.write(`${JSON.stringify(command)}\n`);
+    const reply = await this.#next(timeout, String(command.cmd));
+    if (reply.type === 'failed') throw new Error(`${this.name}: ${command.cmd} failed: ${reply.message}\n${this.diagnostics()}`);
+    return reply;
+  }
+
+  /** Sends a command without waiting for its reply (e.g. one that kills the child). */
+  post(command: Record<string, unknown>): void {
+    this.process.stdin.write(`${JSON.stringify(command)}\n`);
+  }
+
+  /** Waits for the child to exit by itself. */
+  async waitForExit(timeout: number): Promise<{ code: number | null; signal: NodeJS.Signals | null }> {
+    let timer: NodeJS.Timeout | undefined;
+    const timedOut = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new Error(`${this.name} did not exit within ${timeout} ms\n${this.diagnostics()}`)), timeout);
+    });
+    try {
+      return await Promise.race([this.exited, timedOut]);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  /** Sends a signal (SIGKILL by default) and waits for the exit. */
+  async kill(signal: NodeJS.Signals = 'SIGKILL'): Promise<void> {
+    if (this.#exit) return;
+    this.process.kill(signal);
+    await this.exited;
+  }
+
+  /** What the child said, for failure messages. */
+  diagnostics(): string {
+    const lines = this.messages.map((message) => JSON.stringify(message)).join('\n');
+    return `--- ${this.name} (pid ${this.process.pid}, exit ${JSON.stringify(this.#exit ?? null)}) stdout:\n${lines}\n--- stderr:\n${this.#stderr}`;
+  }
+
+  #next(timeout: number, what: string): Promise<ChildMessage> {
+    const queued = this.#replies.shift();
+    if (queued) return Promise.resolve(queued);
+    return new Promise((resolve, reject) => {
+      const stop = () => {
+        clearTimeout(timer);
+        this.#waiting = this.#waiting.filter((waiter) => waiter !== settle);
+        this.process.off('close', onClose);
+      };
+      // 'close' comes after the child's stdout has ended, so after every line it wrote.
+      const onClose = () => {
+        stop();
+        reject(new Error(`${this.name} exited while waiting for the reply to ${what}\n${this.diagnostics()}`));
+      };
+      const timer = setTimeout(() => {
+        stop();
+        reject(new Error(`${this.name}: no reply to ${what} within ${timeout} ms\n${this.diagnostics()}`));
+      }, timeout);
+      const settle = (message: ChildMessage) => {
+        stop();
+        resolve(message);
+      };
+      if (this.#closed) return onClose();
+      this.process.once('close', onClose);
+      this.#waiting.push(settle);
+    });
+  }
+}
+
+/** SIGKILLs every child still running; for afterAll, whatever the tests did. */
+export async function killChildren(): Promise<void> {
+  await Promise.all([...running].map((child) => child.kill('SIGKILL')));
+}
+
+/** A TCP port nothing listens on right now (on 127.0.0.1). */
+export async function freePort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((resolve, reject) => server.once('error', reject).listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as { port: number };
+  await new Promise((resolve) => server.close(resolve));
+  return port;
+}
+
+/** A Redis of the test's own (scripts/services.sh start-redis), to stop and start again. */
+export class PrivateRedis {
+  readonly #dir: string;
+  private constructor(readonly port: number) {
+    this.#dir = mkdtempSync(path.join(os.tmpdir(), 'typeorm-es-redis-'));
+  }
+
+  static async create(): Promise<PrivateRedis> {
+    return new PrivateRedis(await freePort());
+  }
+
+  get url(): string {
+    return `redis://127.0.0.1:${this.port}`;
+  }
+
+  async start(): Promise<void> {
+    await this.#services('start-redis');
+  }
+
+  async stop(): Promise<void> {
+    await this.#services('stop-redis');
+  }
+
+  /** Stops the server and removes its directory. */
+  async dispose(): Promise<void> {
+    try {
+      await this.stop();
+    } finally {
+      rmSync(this.#dir, { recursive: true, force: true });
+    }
+  }
+
+  async #services(command: string): Promise<void> {
+    await promisify(execFile)('bash', [path.join(root, 'scripts', 'services.sh'), command], {
+      env: { ...process.env, SERVICES_DIR: this.#dir, REDIS_PORT: String(this.port) },
+    });
+  }
+}
+
+/** Polls `probe` until it returns something other than undefined/false, or throws after `timeout`. */
+export async function waitFor<T>(what: string, probe: () => Promise<T | undefined | false>, timeout = 20_000, interval = 50): Promise<T> {
+  const deadline = Date.now() + timeout;
+  let last: unknown;
+  for (;;) {
+    try {
+      const value = await probe();
+      if (value !== undefined && value !== false) return value;
+    } catch (error) {
+      last = error;
+    }
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeout} ms waiting for ${what}${last ? `: ${String(last)}` : ''}`);
+    await sleep(interval);
+  }
+}
+
+/** One row of the reactor_runs table the child processes' reactors write. */
+export interface ReactorRun {
+  eventId: number;
+  reactor: string;
+  phase: 'started' | 'done';
+  pid: number;
+  attempt: number;
+  jobId: string | null;
+}
+
+/** The database of one reliability test: schema created here, before any child attaches. */
+export class ReliabilityDatabase {
+  private constructor(readonly dataSource: DataSource, readonly url: string) {}
+
+  static async create(name: string): Promise<ReliabilityDatabase> {
+    // The pid keeps two runs of the suite at once (a shared checkout) off each other's database.
+    const dataSource = await testDataSource(`reliability_${name}_${process.pid}`, orderEntities);
+    const es = await EventSourcing.attach(dataSource, { createSchema: true });
+    await es.close();
+    await dataSource.query(createRunsTable);
+    return new ReliabilityDatabase(dataSource, (dataSource.options as { url: string }).url);
+  }
+
+  get eventsTable(): string {
+    return this.dataSource.getMetadata(OrderEvent).tableName;
+  }
+
+  async eventIds(): Promise<number[]> {
+    const rows: Array<{ id: number }> = await this.dataSource.query(`SELECT id::int AS id FROM ${this.eventsTable} ORDER BY id`);
+    return rows.map((row) => row.id);
+  }
+
+  async outboxCount(): Promise<number> {
+    const [{ count }] = await this.dataSource.query(`SELECT count(*)::int AS count FROM es_outbox`);
+    return count;
+  }
+
+  async runs(phase?: 'started' | 'done'): Promise<ReactorRun[]> {
+    return this.dataSource.query(
+      `SELECT event_id::int AS "eventId", reactor, phase, pid, attempt, job_id AS "jobId" FROM ${RUNS_TABLE}
+       ${phase ? 'WHERE phase = $1' : ''} ORDER BY id`,
+      phase ? [phase] : [],
+    );
+  }
+
+  /** The BullMQ job ids of every (event, reactor), as the library makes them. */
+  async jobIds(reactors: readonly string[]): Promise<string[]> {
+    const [{ id: identity }] = await this.dataSource.query(`SELECT id::text AS id FROM es_identity`);
+    const rows: Array<{ position: string }> = await this.dataSource.query(`SELECT position::text AS position FROM ${this.eventsTable} ORDER BY id`);
+    return rows.flatMap((row) => reactors.map((reactor) => `${identity}.${row.position}.${reactor}`));
+  }
+
+  /** Closes the connection and drops the database. */
+  async close(): Promise<void> {
+    if (this.dataSource.isInitialized) await this.dataSource.destroy();
+    const database = new URL(this.url).pathname.slice(1);
+    const client = new Client({ connectionString: process.env.DATABASE_URL });
+    await client.connect();
+    try {
+      await client.query(`DROP DATABASE IF EXISTS "${database}" WITH (FORCE)`);
+    } finally {
+      await client.end();
+    }
+  }
+}
+
+/** A BullMQ Queue handle to inspect a test's queue. */
+export function inspectQueue(name: string, redisUrl: string): Queue {
+  const url = new URL(redisUrl);
+  const password = url.password ? decodeURIComponent(url.password) : undefined;
+  const queue = new Queue(name, { connection: { host: url.hostname, port: Number(url.port || 6379), password } });
+  queue.on('error', () => undefined); // while a test's Redis is stopped on purpose
+  return queue;
+}
+
+/** Job counts of every state, zeros included. */
+export async function jobCounts(queue: Queue): Promise<Record<string, number>> {
+  return queue.getJobCounts('waiting', 'active', 'delayed', 'prioritized', 'waiting-children', 'completed', 'failed');
+}
+
+/** The shared Redis of the suite (global setup sets REDIS_URL). */
+export function sharedRedisUrl(): string {
+  return process.env.REDIS_URL ?? 'redis://127.0.0.1:6380';
+}
+
+/** A queue name no other test (file, run) uses. */
+export function uniqueQueueName(test: string): string {
+  return `reliability-${test}-${process.pid}-${Date.now()}`;
+}
+
+/** Closes a child through es.close() and expects it to exit by itself, cleanly. */
+export async function closeAndExpectExit(child: ChildApp): Promise<void> {
+  await child.request({ cmd: 'close' }, 20_000);
+  expect(await child.waitForExit(10_000)).toEqual({ code: 0, signal: null });
+}
+
+/** Job counts of a queue that holds exactly `completed` completed jobs and nothing else. */
+export function onlyCompleted(completed: number): Record<string, number> {
+  return { waiting: 0, active: 0, delayed: 0, prioritized: 0, 'waiting-children': 0, completed, failed: 0 };
+}
