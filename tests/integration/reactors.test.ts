@@ -680,6 +680,7 @@ describe('async reactors', () => {
   test('nothing is enqueued or run for a transaction that rolls back', async () => {
     const { dataSource, es } = suite;
     const subscription = await createSubscription(dataSource);
+    await waitForReactors(es); // the creation's own hand-over is not what this test counts
     let event!: SubscriptionActivated;
 
     const error = await rejectionOf(
