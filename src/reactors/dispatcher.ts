@@ -2,7 +2,6 @@ import { EventSourcingConfigError } from '../errors/event-sourcing-config-error'
 import type { AggregateEvent } from '../events/aggregate-event';
 import type { Reactor, ReactorClass, ReactorContext, ReactorLike } from './reactor';
 
-type EventClass<E extends AggregateEvent> = abstract new () => E;
 
 /** How a reactor is registered with {@link Dispatcher.on}. */
 export interface ReactorRegistration<E extends AggregateEvent> {
@@ -78,7 +77,7 @@ export class Dispatcher {
    * @throws EventSourcingConfigError for a reactor without a usable name, or two reactors
    * claiming one name.
    */
-  on<E extends AggregateEvent>(events: EventClass<E> | EventClass<E>[], registration: ReactorRegistration<E>): this {
+  on<E extends AggregateEvent>(events: (abstract new () => E) | (abstract new () => E)[], registration: ReactorRegistration<E>): this {
     const eventClasses = Array.isArray(events) ? events : [events];
     for (const mode of ['trigger', 'async'] as const) {
       const listed = registration[mode];
@@ -105,7 +104,7 @@ export class Dispatcher {
     return this;
   }
 
-  /** The reactors of one mode that match an event, each once, in registration order. */
+  /** @internal The reactors of one mode that match an event, each once, in registration order. */
   reactorsFor(event: AggregateEvent, mode: 'trigger' | 'async'): ReactorBinding[] {
     const matched = new Map<string, ReactorBinding>();
     for (const binding of this.#bindings) {
@@ -116,17 +115,17 @@ export class Dispatcher {
     return [...matched.values()];
   }
 
-  /** The async reactor registered under a name. */
+  /** @internal The async reactor registered under a name. */
   asyncReactor(name: string): ReactorBinding | undefined {
     return this.#bindings.find((binding) => binding.mode === 'async' && binding.name === name);
   }
 
-  /** Whether any async reactor is registered (then a queue is required). */
+  /** @internal Whether any async reactor is registered (then a queue is required). */
   get hasAsyncReactors(): boolean {
     return this.#bindings.some((binding) => binding.mode === 'async');
   }
 
-  /** Calls a reactor. */
+  /** @internal Calls a reactor. */
   async invoke(binding: ReactorBinding, event: AggregateEvent, context: ReactorContext): Promise<void> {
     if (isClass(binding.reactor)) await this.#factory(binding.reactor).call(event, context);
     else await binding.reactor(event, context);

@@ -6,10 +6,15 @@ import type { ReactorQueueOptions } from './reactor-queue-options';
 
 /** What a reactor job carries: references to the event, never its body. */
 export interface ReactorJobData {
+  /** The events table, e.g. `'subscription_events'`. */
   table: string;
+  /** The event's row id in that table. */
   id: number;
+  /** The event type, for dashboards and logs. */
   type: string;
+  /** The reactor's name. */
   reactor: string;
+  /** The event's global position. */
   position: number;
 }
 

@@ -32,6 +32,7 @@ export interface ReactorContext {
  * ```
  */
 export interface Reactor<E extends AggregateEvent = AggregateEvent> {
+  /** Reacts to one event. A trigger's throw rolls the event back; an async reactor's throw retries the job. */
   call(event: E, context: ReactorContext): unknown;
 }
 
