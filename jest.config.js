@@ -1,4 +1,4 @@
-/** Tiers: tests/unit (no services), tests/integration (real PostgreSQL), tests/package (npm pack). */
+/** Tiers: tests/unit (no database), tests/integration (real PostgreSQL and Redis), tests/reliability (child processes, private Redis), tests/package (npm pack). */
 module.exports = {
   testEnvironment: 'node',
   roots: ['<rootDir>/tests'],
