@@ -150,6 +150,127 @@ main().catch((error) => { console.error(error); process.exit(1); });
   });
 }, 120_000);
 
+test('reactors, commands and the testing entry work from the installed package, hostile input included', async () => {
+  writeFileSync(
+    path.join(app, 'reactors-app.ts'),
+    `import 'reflect-metadata';
+import { IsNotEmpty, IsString } from 'class-validator';
+import { Column, DataSource, Entity, PrimaryGeneratedColumn } from 'typeorm';
+import {
+  Aggregate, AggregateEvent, AggregateVersion, Attribute, Command, Data, Dispatcher, EventSourcing, EventsOf, EventType,
+  HasEvents, ReactorError, ValidationError, type Reactor, type ReactorContext,
+} from 'typeorm-event-sourcing';
+import { waitForReactors } from 'typeorm-event-sourcing/testing';
+
+@Aggregate()
+@Entity()
+class Account {
+  @PrimaryGeneratedColumn() id!: number;
+  @Column({ type: 'varchar', default: 'new' }) status!: string;
+  @Column({ type: 'varchar', nullable: true }) plan!: string | null;
+  @AggregateVersion() version!: number;
+  @HasEvents(() => AccountEvent) events!: AccountEvent[];
+}
+
+@EventsOf(() => Account)
+abstract class AccountEvent extends AggregateEvent<Account> {}
+
+@EventType('Account.Opened')
+class AccountOpened extends AccountEvent {
+  apply(account: Account) { return account; }
+}
+
+@EventType('Account.PlanChosen')
+class PlanChosen extends AccountEvent {
+  @Data() plan!: string;
+  apply(account: Account) {
+    account.plan = this.plan;
+    account.status = 'active';
+    return account;
+  }
+}
+
+class Welcome implements Reactor<PlanChosen> {
+  async call(event: PlanChosen, ctx: ReactorContext) {
+    await ctx.manager.query('INSERT INTO welcomes (event_id, plan) VALUES ($1, $2) ON CONFLICT DO NOTHING', [event.id, event.plan]);
+  }
+}
+
+async function Refuse(event: PlanChosen) {
+  if (event.plan === 'forbidden') throw new Error('not sold any more');
+}
+
+class ChoosePlan extends Command<PlanChosen> {
+  @Attribute() account!: Account;
+  @Attribute() @IsString() @IsNotEmpty() plan!: string;
+  noop() { return this.account.plan === this.plan; }
+  buildEvent() { return PlanChosen.build({ account: this.account, plan: this.plan }); }
+}
+
+async function main() {
+  const dataSource = new DataSource({
+    type: 'postgres', url: process.env.DATABASE_URL, synchronize: true,
+    entities: [Account, AccountEvent, AccountOpened, PlanChosen],
+  });
+  await dataSource.initialize();
+  await dataSource.query('CREATE TABLE welcomes (event_id int PRIMARY KEY, plan text)');
+  const dispatcher = new Dispatcher().on(PlanChosen, { async: Welcome, trigger: Refuse });
+  const es = await EventSourcing.attach(dataSource, { dispatcher, queue: { connection: process.env.REDIS_URL, name: process.env.QUEUE_NAME } });
+  es.worker();
+  const opened = await dataSource.manager.save(AccountOpened.build({}));
+  const account = await dataSource.manager.findOneByOrFail(Account, { id: opened.aggregateId });
+
+  const chosen = await ChoosePlan.call({ account, plan: 'pro' });
+  const again = await ChoosePlan.call({ account, plan: 'pro' });
+  // Hostile input, as it would arrive from a JSON request body.
+  const body = JSON.parse('{"account": null, "plan": 42, "__proto__": { "polluted": true }}');
+  let invalid = '';
+  try {
+    await ChoosePlan.call({ ...body, account });
+  } catch (error) {
+    if (error instanceof ValidationError) invalid = error.issues.map((issue) => issue.attribute).sort().join(',');
+  }
+  let refused = '';
+  try {
+    await ChoosePlan.call({ account, plan: 'forbidden' });
+  } catch (error) {
+    if (error instanceof ReactorError) refused = error.message;
+  }
+  await waitForReactors(es);
+  console.log(JSON.stringify({
+    chosen: chosen?.type,
+    again,
+    invalid,
+    polluted: ({} as Record<string, unknown>).polluted ?? null,
+    refused,
+    welcomes: await dataSource.query('SELECT plan FROM welcomes ORDER BY event_id'),
+    history: (await es.history(Account, account.id)).map((event) => event.type),
+  }));
+  await es.close();
+  await dataSource.destroy();
+}
+main().catch((error) => { console.error(error); process.exit(1); });
+`,
+  );
+  writeFileSync(path.join(app, 'tsconfig.reactors.json'), JSON.stringify({ extends: './tsconfig.json', include: ['reactors-app.ts'] }));
+  const compiled = spawnSync(process.execPath, [tsc, '-p', path.join(app, 'tsconfig.reactors.json')], { encoding: 'utf8' });
+  expect(compiled.stdout + compiled.stderr).toBe('');
+  const run = spawnSync(process.execPath, [path.join(app, 'out', 'reactors-app.js')], {
+    encoding: 'utf8',
+    env: { ...process.env, DATABASE_URL: await freshDatabase('pack_reactors'), QUEUE_NAME: `pack-${process.pid}-${Date.now()}` },
+  });
+  expect(run.stderr).toBe('');
+  expect(JSON.parse(run.stdout)).toEqual({
+    chosen: 'Account.PlanChosen',
+    again: null,
+    invalid: '__proto__,plan',
+    polluted: null,
+    refused: 'reactor Refuse failed on Account.PlanChosen of aggregate 1: not sold any more',
+    welcomes: [{ plan: 'pro' }],
+    history: ['Account.Opened', 'Account.PlanChosen'],
+  });
+}, 120_000);
+
 test('the exports map exposes the entry point and package.json, not internal files', () => {
   const probe = (specifier: string) =>
     spawnSync(process.execPath, ['-e', `require(${JSON.stringify(specifier)})`], { cwd: app, encoding: 'utf8' });
