@@ -8,32 +8,34 @@ import { User } from './user';
 /** Async: mails the backer. Jobs are delivered at least once, so sending is keyed by event. */
 export class SubscriptionConfirmation implements Reactor<SubscriptionActivated> {
   async call(event: SubscriptionActivated, ctx: ReactorContext): Promise<void> {
-    const subscription = await ctx.manager.findOneByOrFail(Subscription, { id: event.aggregateId });
-    const user = await ctx.manager.findOneByOrFail(User, { id: subscription.userId });
-    await ctx.manager
-      .createQueryBuilder()
-      .insert()
-      .into(SentMail)
-      .values({ reactor: ctx.reactor, eventId: event.id, recipient: user.email, subject: 'Your subscription is active' })
-      .orIgnore() // a second delivery of the same job finds the row and sends nothing
-      .execute();
+    const { user } = await subscriberOf(event, ctx);
+    await sendMail(ctx, event, user.email, 'Your subscription is active');
   }
+}
+
+/** Stands in for a mail provider call; a second delivery of the same job finds the row and sends nothing. */
+async function sendMail(ctx: ReactorContext, event: SubscriptionEvent, recipient: string, subject: string): Promise<void> {
+  await ctx.manager
+    .createQueryBuilder()
+    .insert()
+    .into(SentMail)
+    .values({ reactor: ctx.reactor, eventId: event.id, recipient, subject })
+    .orIgnore() // unique (reactor, eventId)
+    .execute();
 }
 // #endregion idempotent-reactor
 
 /** Async: tells the creator about a new backer. */
 export class NewSubscriberNotification implements Reactor<SubscriptionActivated> {
   async call(event: SubscriptionActivated, ctx: ReactorContext): Promise<void> {
-    const subscription = await ctx.manager.findOneByOrFail(Subscription, { id: event.aggregateId });
-    const user = await ctx.manager.findOneByOrFail(User, { id: subscription.userId });
-    await ctx.manager
-      .createQueryBuilder()
-      .insert()
-      .into(SentMail)
-      .values({ reactor: ctx.reactor, eventId: event.id, recipient: 'creator@example.com', subject: `New backer: ${user.name}` })
-      .orIgnore()
-      .execute();
+    const { user } = await subscriberOf(event, ctx);
+    await sendMail(ctx, event, 'creator@example.com', `New backer: ${user.name}`);
   }
+}
+
+async function subscriberOf(event: SubscriptionEvent, ctx: ReactorContext): Promise<{ subscription: Subscription; user: User }> {
+  const subscription = await ctx.manager.findOneByOrFail(Subscription, { id: event.aggregateId });
+  return { subscription, user: await ctx.manager.findOneByOrFail(User, { id: subscription.userId }) };
 }
 
 // #region trigger-reactor
