@@ -1,4 +1,4 @@
-import { getMetadataStorage } from '../metadata/metadata-storage';
+import { designTypeOf, getMetadataStorage } from '../metadata/metadata-storage';
 
 /** Options of {@link Attribute}. */
 export interface AttributeOptions {
@@ -24,11 +24,10 @@ export interface AttributeOptions {
  */
 export function Attribute(options: AttributeOptions = {}): PropertyDecorator {
   return (object, propertyName) => {
-    const reflect = Reflect as unknown as { getMetadata?: (key: string, target: object, property: string | symbol) => unknown };
     getMetadataStorage().attributes.push({
       target: object.constructor,
       propertyName: String(propertyName),
-      designType: reflect.getMetadata?.('design:type', object, propertyName),
+      designType: designTypeOf(object, propertyName),
       optional: options.optional ?? false,
     });
   };

@@ -1,4 +1,4 @@
-import { getMetadataStorage } from '../metadata/metadata-storage';
+import { designTypeOf, getMetadataStorage } from '../metadata/metadata-storage';
 
 /** Options of {@link Data}. */
 export interface DataOptions {
@@ -24,12 +24,11 @@ export interface DataOptions {
  */
 export function Data(options: DataOptions = {}): PropertyDecorator {
   return (object, propertyName) => {
-    const reflect = Reflect as unknown as { getMetadata?: (key: string, target: object, property: string | symbol) => unknown };
     getMetadataStorage().data.push({
       target: object.constructor,
       propertyName: String(propertyName),
       type: options.type,
-      designType: reflect.getMetadata?.('design:type', object, propertyName),
+      designType: designTypeOf(object, propertyName),
     });
   };
 }

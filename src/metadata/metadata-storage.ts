@@ -87,6 +87,12 @@ export class MetadataStorage {
   }
 }
 
+/** The type TypeScript emitted for a property (`emitDecoratorMetadata` with reflect-metadata loaded). */
+export function designTypeOf(object: object, propertyName: string | symbol): unknown {
+  const reflect = Reflect as unknown as { getMetadata?: (key: string, target: object, property: string | symbol) => unknown };
+  return reflect.getMetadata?.('design:type', object, propertyName);
+}
+
 /** A class and every class it extends, parents first. */
 function inheritanceChain(target: Function): Function[] {
   const chain: Function[] = [];
