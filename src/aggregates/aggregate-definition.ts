@@ -13,6 +13,8 @@ export class AggregateDefinition {
   readonly sourcedColumns: readonly ColumnMetadata[];
   readonly primaryColumn: ColumnMetadata;
   readonly versionColumn: ColumnMetadata;
+  /** Columns pg returns as strings (numeric, bigint) while `apply` may set numbers. */
+  readonly #numericColumns: ReadonlySet<ColumnMetadata>;
   #cachedDefaults: Map<ColumnMetadata, unknown> | undefined;
 
   constructor(
@@ -37,6 +39,8 @@ export class AggregateDefinition {
         !column.relationMetadata &&
         !exclude.includes(column.propertyName),
     );
+    const driver = metadata.connection.driver;
+    this.#numericColumns = new Set(metadata.columns.filter((column) => ['numeric', 'decimal', 'bigint'].includes(driver.normalizeType(column))));
   }
 
   get name(): string {
@@ -68,9 +72,20 @@ export class AggregateDefinition {
     for (const [column, value] of snapshot) column.setEntityValue(aggregate, value);
   }
 
+  /**
+   * Whether two values of a column are the same as stored: `'10.50'` read from a numeric column
+   * equals `10.5` set by `apply`; otherwise as {@link sameValue}.
+   */
+  sameColumnValue(column: ColumnMetadata, a: unknown, b: unknown): boolean {
+    if (this.#numericColumns.has(column) && typeof a !== typeof b && a !== null && a !== undefined && b !== null && b !== undefined) {
+      return Number(a) === Number(b);
+    }
+    return sameValue(a, b);
+  }
+
   /** The sourced columns whose value differs between a snapshot and the aggregate now. */
   changedColumns(before: Map<ColumnMetadata, unknown>, aggregate: ObjectLiteral): ColumnMetadata[] {
-    return this.sourcedColumns.filter((column) => !sameValue(before.get(column), column.getEntityValue(aggregate)));
+    return this.sourcedColumns.filter((column) => !this.sameColumnValue(column, before.get(column), column.getEntityValue(aggregate)));
   }
 
   /** Copies every column value (not relations) from one instance to another. */

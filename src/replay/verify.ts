@@ -1,6 +1,5 @@
 import type { EntityManager, ObjectLiteral } from 'typeorm';
 import type { AggregateDefinition } from '../aggregates/aggregate-definition';
-import { sameValue } from '../aggregates/column-values';
 import { aggregateIdPages, assertExists, loadHistories } from './history';
 import { replayEvents } from './replay-events';
 
@@ -39,7 +38,7 @@ async function verifyIds(manager: EntityManager, definition: AggregateDefinition
     for (const column of [...definition.sourcedColumns, definition.versionColumn]) {
       const stored = column.getEntityValue(row);
       const expected = column.getEntityValue(replayed);
-      if (!sameValue(stored, expected)) mismatches.push({ id, column: column.propertyName, stored, replayed: expected });
+      if (!definition.sameColumnValue(column, stored, expected)) mismatches.push({ id, column: column.propertyName, stored, replayed: expected });
     }
   }
   return mismatches;
