@@ -1,3 +1,4 @@
+import { unstorableValues } from '../support/unstorable-values';
 import type { DataSource } from 'typeorm';
 import {
   AggregateEvent,
@@ -146,26 +147,6 @@ describe('event data', () => {
   });
 
   describe('rejected values: InvalidEventDataError naming type and attribute, nothing written', () => {
-    class Money {
-      constructor(readonly cents = 5) {}
-    }
-    const cycle = () => {
-      const object: Record<string, unknown> = { name: 'loop' };
-      object.self = object;
-      return object;
-    };
-    const kinds: [string, () => unknown, string, string][] = [
-      ['NaN', () => Number.NaN, '', 'is NaN'],
-      ['Infinity', () => Number.POSITIVE_INFINITY, '', 'is Infinity'],
-      ['-Infinity', () => Number.NEGATIVE_INFINITY, '', 'is -Infinity'],
-      ['an invalid Date', () => new Date('nope'), '', 'is an invalid Date'],
-      ['a BigInt', () => BigInt('9007199254740993'), '', 'is a BigInt'],
-      ['a string with \\u0000', () => 'a\u0000b', '', 'contains a NUL character'],
-      ['a circular object', cycle, '.self', 'refers to itself'],
-      ['a Map', () => new Map([['a', 1]]), '', 'is a Map'],
-      ['a function', () => () => 'x', '', 'is a function'],
-      ['a class instance', () => new Money(), '', 'is a Money'],
-    ];
     type Placement = [string, (value: unknown, subscription: Subscription) => AggregateEvent, string];
     const placements: Placement[] = [
       ['in data', (value, subscription) => SubscriptionNoteAdded.build({ subscription, note: 'n', details: value as never }), 'details'],
@@ -187,7 +168,7 @@ describe('event data', () => {
         'metadata.outer.inner[0]',
       ],
     ];
-    const cases = kinds.flatMap(([kind, make, suffix, reason]) =>
+    const cases = unstorableValues.flatMap(([kind, make, suffix, reason]) =>
       placements.map(([where, build, path]) => [kind, where, make, build, `${path}${suffix}`, reason] as const),
     );
 

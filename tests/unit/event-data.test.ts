@@ -1,3 +1,4 @@
+import { unstorableValues } from '../support/unstorable-values';
 import vm from 'node:vm';
 import { cloneValue, isDate, isPlainObject, sameValue } from '../../src/aggregates/column-values';
 import { assertDataValue, assertJsonFaithful, collectData, declaredType, hydrateData } from '../../src/events/event-data';
@@ -62,31 +63,7 @@ describe('assertJsonFaithful', () => {
     for (const value of accepted) expect(() => assertJsonFaithful('Test.Event', 'data', value)).not.toThrow();
   });
 
-  class Money {
-    constructor(readonly cents = 5) {}
-  }
-  const cycle = () => {
-    const object: Record<string, unknown> = { name: 'loop' };
-    object.self = object;
-    return object;
-  };
-  const cases: [string, () => unknown, string, string][] = [
-    ['NaN', () => Number.NaN, '', 'is NaN, which JSON cannot store'],
-    ['Infinity', () => Number.POSITIVE_INFINITY, '', 'is Infinity, which JSON cannot store'],
-    ['-Infinity', () => Number.NEGATIVE_INFINITY, '', 'is -Infinity, which JSON cannot store'],
-    ['an invalid Date', () => new Date('not a date'), '', 'is an invalid Date'],
-    ['a BigInt', () => BigInt(10), '', 'is a BigInt, which JSON cannot store (use a string)'],
-    ['a NUL character', () => 'a\u0000b', '', 'contains a NUL character, which jsonb cannot store'],
-    ['a circular object', cycle, '.self', 'refers to itself (a circular reference)'],
-    ['a Map', () => new Map([['a', 1]]), '', 'is a Map; only plain objects, arrays, strings, finite numbers, booleans, null and Dates are stored'],
-    ['a Set', () => new Set([1]), '', 'is a Set; only plain objects'],
-    ['a function', () => () => 1, '', 'is a function, which JSON cannot store'],
-    ['a symbol', () => Symbol('s'), '', 'is a symbol, which JSON cannot store'],
-    ['a class instance', () => new Money(), '', 'is a Money; only plain objects'],
-    ['a RegExp', () => /x/, '', 'is a RegExp; only plain objects'],
-  ];
-
-  test.each(cases)('rejects %s, naming event type and path', (_kind, make, suffix, reason) => {
+  test.each(unstorableValues)('rejects %s, naming event type and path', (_kind, make, suffix, reason) => {
     const top = invalid(() => assertJsonFaithful('Test.Event', 'details', make()));
     expect(top).toMatchObject({ eventType: 'Test.Event', attribute: `details${suffix}`, code: 'INVALID_EVENT_DATA' });
     expect(top.message).toContain(`Test.Event: details${suffix} ${reason}`);
