@@ -155,6 +155,17 @@ export abstract class AggregateEvent<A extends object = any> {
   }
 }
 
+/**
+ * `manager.insert` merges RETURNING values into the entity without running transformers, so the
+ * bigint columns arrive as strings there (`save` runs them).
+ */
+export function numberReturnedValues(event: AggregateEvent): void {
+  for (const key of ['id', 'position', 'txId'] as const) {
+    const value: unknown = event[key];
+    if (typeof value === 'string') event[key] = Number(value);
+  }
+}
+
 const integer = {
   to: (value: unknown) => value,
   from: (value: string | null) => (value === null ? null : Number(value)),

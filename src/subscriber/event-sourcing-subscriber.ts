@@ -13,7 +13,7 @@ import type {
 import { EventSourcingConfigError } from '../errors/event-sourcing-config-error';
 import { ImmutableEventError } from '../errors/immutable-event-error';
 import { UnknownEventTypeError } from '../errors/unknown-event-type-error';
-import { AggregateEvent } from '../events/aggregate-event';
+import { AggregateEvent, numberReturnedValues } from '../events/aggregate-event';
 import type { TransactionLog, WrittenEvent } from '../events/transaction-log';
 import { writeEvent } from '../events/write-path';
 import type { EventSourcingRegistry } from '../metadata/event-sourcing-registry';
@@ -28,7 +28,7 @@ export class EventSourcingSubscriber implements EntitySubscriberInterface {
     private readonly registry: EventSourcingRegistry,
     private readonly log: TransactionLog,
     private readonly onCommitted: (written: WrittenEvent[]) => void,
-    private readonly reactions: Reactions | undefined,
+    private readonly reactions: Reactions,
   ) {}
 
   /** The last piece of work queued on each connection; see #serial. */
@@ -50,12 +50,12 @@ export class EventSourcingSubscriber implements EntitySubscriberInterface {
   }
 
   afterInsert(event: InsertEvent<any>): Promise<void> | void {
-    const reactions = this.reactions;
     const definition = this.registry.forEventsMetadata(event.metadata);
     const entity = event.entity;
-    if (!reactions || !definition || !(entity instanceof AggregateEvent)) return;
+    if (!definition || !(entity instanceof AggregateEvent)) return;
+    numberReturnedValues(entity);
     return this.#serial(event.queryRunner, async () => {
-      const outbox = await reactions.afterInsert(event.manager, definition, entity);
+      const outbox = await this.reactions.afterInsert(event.manager, definition, entity);
       if (outbox.length > 0) this.log.attachOutbox(event.queryRunner, entity, outbox);
     });
   }

@@ -605,6 +605,19 @@ describe('write path', () => {
     expect(inside.version).toBe(2);
   });
 
+  test('manager.insert(event) inside a transaction goes through the write path and reads back numbers', async () => {
+    const subscription = await createSubscription(43);
+    const event = SubscriptionNoteAdded.build({ subscription, note: 'inserted' });
+
+    // TypeORM types insert() for plain partials; an event instance is what the write path needs.
+    await dataSource.transaction((manager) => manager.insert(SubscriptionNoteAdded, event as never));
+
+    expect(event).toMatchObject({ version: 2, aggregateId: subscription.id });
+    expect([typeof event.id, typeof event.position, typeof event.txId]).toEqual(['number', 'number', 'number']);
+    expect(subscription.notes).toEqual(['inserted']);
+    expect((await eventRows(dataSource, subscription.id)).map((row) => row.version)).toEqual([1, 2]);
+  });
+
   test('two classes claiming one type name fail at EventSourcing.attach with EventSourcingConfigError', async () => {
     // The two classes belong to different aggregates (tables), which TypeORM accepts.
     const misconfigured = await testDataSource('write_path_duplicate_type', duplicateTypeEntities);
