@@ -1,6 +1,5 @@
 import { OneToMany } from 'typeorm';
 import type { AggregateEvent } from '../events/aggregate-event';
-import { getMetadataStorage } from '../metadata/metadata-storage';
 
 /**
  * The aggregate's events ("has many events"), loadable like any TypeORM relation
@@ -17,6 +16,5 @@ import { getMetadataStorage } from '../metadata/metadata-storage';
 export function HasEvents(events: () => abstract new () => AggregateEvent<any>): PropertyDecorator {
   return (object, propertyName) => {
     OneToMany(events, 'aggregate', { persistence: false, orphanedRowAction: 'disable' })(object, propertyName);
-    getMetadataStorage().hasEvents.push({ target: object.constructor, propertyName: String(propertyName), events });
   };
 }

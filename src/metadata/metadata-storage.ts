@@ -15,12 +15,6 @@ export interface AggregateVersionRecord {
   readonly propertyName: string;
 }
 
-export interface HasEventsRecord {
-  readonly target: Function;
-  readonly propertyName: string;
-  readonly events: () => Function;
-}
-
 export interface EventsOfRecord {
   /** The abstract events class of one aggregate (one table). */
   readonly target: Function;
@@ -53,7 +47,6 @@ export interface AttributeRecord {
 export class MetadataStorage {
   readonly aggregates: AggregateRecord[] = [];
   readonly aggregateVersions: AggregateVersionRecord[] = [];
-  readonly hasEvents: HasEventsRecord[] = [];
   readonly eventsOf: EventsOfRecord[] = [];
   readonly eventTypes: EventTypeRecord[] = [];
   readonly data: DataRecord[] = [];
