@@ -1,7 +1,7 @@
 import type { AggregateEvent, EventMetadata } from '../events/aggregate-event';
 
 /** A reference to an event that is unique across every events table: `<table>/<id>`. */
-export function eventReference(table: string, event: AggregateEvent): string {
+function eventReference(table: string, event: AggregateEvent): string {
   return `${table}/${event.id}`;
 }
 

@@ -31,7 +31,7 @@ export interface RebuildProgress {
  * transaction. Rows without events are left as they are (a CRUD row not yet baselined).
  * Returns how many rows changed.
  */
-export async function rebuildIds(
+async function rebuildIds(
   manager: EntityManager,
   definition: AggregateDefinition,
   ids: readonly unknown[],

@@ -74,7 +74,7 @@ export function dropSchemaStatements(driver: Driver, definitions: readonly Aggre
 }
 
 /** Runs statements in one transaction of its own, or in the caller's when one is active. */
-export async function runStatements(queryRunner: QueryRunner, statements: readonly string[]): Promise<void> {
+async function runStatements(queryRunner: QueryRunner, statements: readonly string[]): Promise<void> {
   const own = !queryRunner.isTransactionActive;
   if (own) await queryRunner.startTransaction();
   try {
