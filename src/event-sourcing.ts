@@ -1,9 +1,13 @@
 import type { Worker } from 'bullmq';
 import type { DataSource, EntityManager } from 'typeorm';
 import { EventSourcingConfigError } from './errors/event-sourcing-config-error';
+import { isConnectionLoss } from './errors/connection-loss';
+import { ConnectionLostError } from './errors/connection-lost-error';
+import { EventAlreadyWrittenError } from './errors/event-already-written-error';
 import { ImmutableEventError } from './errors/immutable-event-error';
 import type { AggregateEvent, EventMetadata } from './events/aggregate-event';
 import { withMetadata } from './events/metadata-scope';
+import { assertExpectedVersion } from './events/expected-version';
 import { pendingWriteOf } from './events/pending-write';
 import { TransactionLog, type WrittenEvent } from './events/transaction-log';
 import { asConcurrencyError } from './events/write-path';
@@ -161,17 +165,27 @@ export class EventSourcing {
    */
   async append<E extends AggregateEvent>(event: E, options: AppendOptions = {}): Promise<E> {
     this.#assertOpen();
+    if (!(event instanceof Object) || !this.#dataSource.hasMetadata(event.constructor)) {
+      throw new EventSourcingConfigError(
+        `${(event as object | null)?.constructor?.name ?? String(event)} is not an entity of this DataSource: list every event class in the DataSource's entities`,
+      );
+    }
     const definition = this.#registry.forEventsMetadata(this.#dataSource.getMetadata(event.constructor));
     if (!definition) throw new EventSourcingConfigError(`${event.constructor.name} is not an event class of this DataSource`);
     if (event.id !== undefined && event.id !== null) {
       throw new ImmutableEventError(definition.eventsMetadata.tableName, 'update', event.id);
     }
+    const state = pendingWriteOf(event).state;
+    if (state) throw new EventAlreadyWrittenError(event.type, state);
+    assertExpectedVersion(`es.append(${event.type})`, options.expectedVersion);
     if (options.expectedVersion !== undefined) pendingWriteOf(event).expectedVersion = options.expectedVersion;
     const manager = options.manager ?? this.#dataSource.manager;
     try {
       return await manager.save(event);
     } catch (error) {
-      throw asConcurrencyError(error, definition, event.aggregateId ?? pendingWriteOf(event).aggregate);
+      const aggregateId = event.aggregateId ?? (pendingWriteOf(event).aggregate ? definition.idOf(pendingWriteOf(event).aggregate as object) : undefined);
+      if (isConnectionLoss(error) && !(error instanceof ConnectionLostError)) throw new ConnectionLostError(definition.name, aggregateId, error);
+      throw asConcurrencyError(error, definition, aggregateId);
     }
   }
 

@@ -13,7 +13,7 @@ export {
 export { Attribute, type AttributeOptions } from './commands/attribute.decorator';
 export { Command, type AttributeKeys, type CommandAttributes, type CommandCallOptions, type CommandEvents, type EmittedBy } from './commands/command';
 export { Data, type DataOptions } from './events/data.decorator';
-export { EventType } from './events/event-type.decorator';
+export { EventType, type EventTypeOptions } from './events/event-type.decorator';
 export { EventsOf, type EventsOfOptions } from './events/events-of.decorator';
 export {
   EventSourcing,
@@ -33,14 +33,19 @@ export type { VerifyMismatch, VerifyOptions } from './replay/verify';
 export type { EventSourcingSchema } from './schema/event-sourcing-schema';
 export { eventSourcingMigration, type MigrationClass } from './schema/event-sourcing-schema-migration';
 export { AggregateNotFoundError } from './errors/aggregate-not-found-error';
+export { AggregateRequiredError } from './errors/aggregate-required-error';
 export { ConcurrencyError } from './errors/concurrency-error';
+export { ConnectionLostError } from './errors/connection-lost-error';
+export { EventAlreadyWrittenError } from './errors/event-already-written-error';
 export { EventApplyError } from './errors/event-apply-error';
 export { EventSourcingConfigError } from './errors/event-sourcing-config-error';
 export { EventSourcingError } from './errors/event-sourcing-error';
 export { ImmutableEventError } from './errors/immutable-event-error';
 export { InvalidEventDataError } from './errors/invalid-event-data-error';
+export { ReactorDeadlockError } from './errors/reactor-deadlock-error';
 export { ReactorError } from './errors/reactor-error';
 export { UnknownEventAttributeError } from './errors/unknown-event-attribute-error';
 export { UnknownEventTypeError } from './errors/unknown-event-type-error';
+export { UsageError } from './errors/usage-error';
 export { ValidationError, type AttributeIssue } from './errors/validation-error';
 export { VersionOutOfRangeError } from './errors/version-out-of-range-error';

@@ -23,10 +23,10 @@ export class Subscription {
 @EventsOf(() => Subscription)
 export abstract class SubscriptionEvent extends AggregateEvent<Subscription> {}
 
-@EventType('Subscription.Created')
+@EventType('Subscription.Created', { creates: true })
 export class SubscriptionCreated extends SubscriptionEvent {
   @Data() userId!: number;
-  @Data({ type: () => Number }) rewardId?: number | null;
+  @Data({ optional: true, type: () => Number }) rewardId?: number | null;
   apply(subscription: Subscription): Subscription {
     subscription.userId = this.userId;
     subscription.rewardId = this.rewardId ?? null;

@@ -16,7 +16,7 @@ export class Reward {
 @EventsOf(() => Reward)
 export abstract class RewardEvent extends AggregateEvent<Reward> {}
 
-@EventType('Reward.Created')
+@EventType('Reward.Created', { creates: true })
 export class RewardCreated extends RewardEvent {
   @Data() title!: string;
   apply(reward: Reward): Reward {

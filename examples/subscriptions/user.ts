@@ -16,7 +16,7 @@ export class User {
 @EventsOf(() => User)
 export abstract class UserEvent extends AggregateEvent<User> {}
 
-@EventType('User.Registered')
+@EventType('User.Registered', { creates: true })
 export class UserRegistered extends UserEvent {
   @Data() email!: string;
   @Data() name!: string;

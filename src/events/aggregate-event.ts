@@ -5,6 +5,7 @@ import { UnknownEventAttributeError } from '../errors/unknown-event-attribute-er
 import { getMetadataStorage } from '../metadata/metadata-storage';
 import { POSITION_SEQUENCE } from '../schema/event-sourcing-schema';
 import { collectData, hydrateData } from './event-data';
+import { assertExpectedVersion } from './expected-version';
 import { pendingWriteOf } from './pending-write';
 
 /** Free-form context stored with an event (who, why, request ids), a JSON object. */
@@ -130,10 +131,14 @@ export abstract class AggregateEvent<A extends object = any> {
       throw new EventSourcingConfigError(`${this.name} does not extend a class decorated with @EventsOf`);
     }
     const aggregateClass = eventsOf.aggregate();
-    const aggregateKey = aggregateClass.name.charAt(0).toLowerCase() + aggregateClass.name.slice(1);
-    const dataNames = new Set(storage.dataOf(this).map((record) => record.propertyName));
+    const aggregateKey = aggregateKeyOf(aggregateClass);
+    const records = storage.dataOf(this);
+    const dataNames = new Set(records.map((record) => record.propertyName));
     const pending = pendingWriteOf(event);
     const target = event as unknown as Record<string, unknown>;
+    if (attributes === null || typeof attributes !== 'object') {
+      throw new InvalidEventDataError(event.type, 'attributes', 'must be an object');
+    }
     for (const key of Object.keys(attributes)) {
       const value = (attributes as Record<string, unknown>)[key];
       if (key === 'metadata') {
@@ -150,9 +155,24 @@ export abstract class AggregateEvent<A extends object = any> {
         throw new UnknownEventAttributeError(event.type, key, [aggregateKey, ...dataNames, 'metadata']);
       }
     }
+    const missing = records.filter((record) => !record.optional && target[record.propertyName] === undefined).map((record) => record.propertyName);
+    if (missing.length > 0) {
+      throw new InvalidEventDataError(
+        event.type,
+        missing.join(', '),
+        `${missing.length === 1 ? 'is' : 'are'} required (declare @Data({ optional: true }) for an attribute that may be left out)`,
+      );
+    }
+    assertExpectedVersion(event.type, options.expectedVersion);
     if (options.expectedVersion !== undefined) pending.expectedVersion = options.expectedVersion;
+    pending.built = true;
     return event;
   }
+}
+
+/** The key `build` takes an aggregate under: its class name, camel-cased (`subscription`). */
+export function aggregateKeyOf(aggregateClass: Function): string {
+  return aggregateClass.name.charAt(0).toLowerCase() + aggregateClass.name.slice(1);
 }
 
 /**

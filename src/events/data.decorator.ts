@@ -9,17 +9,26 @@ export interface DataOptions {
    * @defaultValue the `design:type` TypeScript emits
    */
   type?: () => unknown;
+  /**
+   * Whether `build` may leave the attribute out. Required attributes missing from `build` raise
+   * `InvalidEventDataError` naming them; `null` counts as given.
+   * @defaultValue false
+   */
+  optional?: boolean;
 }
 
 /**
  * An event attribute ("data attribute"), stored in the event's `data` jsonb column and typed again
- * when the event is loaded. Strings, numbers, booleans, Dates, null, and plain objects and arrays
- * of those are stored; anything JSON cannot hold faithfully is refused before writing.
+ * when the event is loaded. Required unless `{ optional: true }`. Strings, numbers, booleans,
+ * null, and plain objects and arrays of those are stored, and Dates where the attribute itself is
+ * declared as Date; anything JSON cannot hold faithfully (a Date nested in an object, -0, NaN, a
+ * lone surrogate...) is refused before writing, with the path of the offending value.
  *
  * @example
  * ```ts
  * @Data() stripeKey!: string;
  * @Data({ type: () => Date }) trialEndsAt!: Date | null;
+ * @Data({ optional: true, type: () => Number }) rewardId?: number | null;
  * ```
  */
 export function Data(options: DataOptions = {}): PropertyDecorator {
@@ -29,6 +38,7 @@ export function Data(options: DataOptions = {}): PropertyDecorator {
       propertyName: String(propertyName),
       type: options.type,
       designType: designTypeOf(object, propertyName),
+      optional: options.optional ?? false,
     });
   };
 }

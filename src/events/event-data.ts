@@ -28,10 +28,20 @@ function describe(value: unknown): string {
   return `a ${typeof value}`;
 }
 
+/** Nesting deeper than this is refused: JSON.stringify and PostgreSQL's jsonb parser both recurse. */
+export const MAX_JSON_DEPTH = 1000;
+
+/** A string with a lone UTF-16 surrogate, which jsonb refuses (and UTF-8 cannot encode). */
+function hasLoneSurrogate(value: string): boolean {
+  return !(value as string & { isWellFormed(): boolean }).isWellFormed();
+}
+
 /**
- * Throws {@link InvalidEventDataError} unless JSON stores `value` faithfully: plain objects,
- * arrays, strings without NUL, finite numbers, booleans, null and valid Dates (stored as ISO
- * strings). `undefined` object properties are left out, as JSON does.
+ * Throws {@link InvalidEventDataError} unless JSON stores `value` faithfully, so that what is
+ * written reads back equal: plain objects, arrays, well-formed strings without NUL, finite numbers
+ * other than -0, booleans and null, nested at most {@link MAX_JSON_DEPTH} levels. `undefined`
+ * object properties are left out, as JSON does. Dates are refused here: nested in JSON they come
+ * back as strings (a top-level `@Data` declared as Date is revived; see {@link assertDataValue}).
  */
 export function assertJsonFaithful(eventType: string, path: string, value: unknown, ancestors: object[] = []): void {
   const fail = (reason: string): never => {
@@ -40,9 +50,11 @@ export function assertJsonFaithful(eventType: string, path: string, value: unkno
   switch (typeof value) {
     case 'string':
       if (value.includes('\u0000')) fail('contains a NUL character, which jsonb cannot store');
+      if (hasLoneSurrogate(value)) fail('contains a lone UTF-16 surrogate, which jsonb cannot store');
       return;
     case 'number':
       if (!Number.isFinite(value)) fail(`is ${value}, which JSON cannot store`);
+      if (Object.is(value, -0)) fail('is -0, which JSON stores as 0');
       return;
     case 'boolean':
       return;
@@ -59,10 +71,16 @@ export function assertJsonFaithful(eventType: string, path: string, value: unkno
   if (value === null) return;
   const object = value as object;
   if (isDate(object)) {
-    if (Number.isNaN(object.getTime())) fail('is an invalid Date');
-    return;
+    fail(
+      Number.isNaN(object.getTime())
+        ? 'is an invalid Date'
+        : 'is a Date, which would read back as a string: store date.toISOString(), or make it a top-level @Data({ type: () => Date })',
+    );
   }
   if (ancestors.includes(object)) fail('refers to itself (a circular reference)');
+  if (ancestors.length >= MAX_JSON_DEPTH) {
+    throw new InvalidEventDataError(eventType, `${path.slice(0, 60)}...`, `nests deeper than ${MAX_JSON_DEPTH} levels`);
+  }
   const inner = [...ancestors, object];
   if (Array.isArray(object)) {
     object.forEach((item, index) => {
@@ -77,6 +95,7 @@ export function assertJsonFaithful(eventType: string, path: string, value: unkno
   if (Object.getOwnPropertySymbols(object).length > 0) fail('has symbol keys, which JSON cannot store');
   for (const [key, item] of Object.entries(object)) {
     if (key.includes('\u0000')) fail('has a key with a NUL character, which jsonb cannot store');
+    if (hasLoneSurrogate(key)) fail('has a key with a lone UTF-16 surrogate, which jsonb cannot store');
     assertJsonFaithful(eventType, `${path}.${key}`, item, inner);
   }
 }
@@ -91,6 +110,11 @@ export function assertDataValue(eventType: string, record: DataRecord, value: un
     }
     if (type === Date && !isDate(value)) {
       throw new InvalidEventDataError(eventType, record.propertyName, `is ${describe(value)}, but is declared as Date`);
+    }
+    // A top-level Date declared as such is stored as an ISO string and revived on load.
+    if (type === Date) {
+      if (Number.isNaN((value as Date).getTime())) throw new InvalidEventDataError(eventType, record.propertyName, 'is an invalid Date');
+      return;
     }
   }
   assertJsonFaithful(eventType, record.propertyName, value);

@@ -1,13 +1,17 @@
 /**
  * What `build` knows about a write that TypeORM must not see as columns: the caller's aggregate
- * instance and the expected version. Kept beside the event, not on it, so TypeORM never copies,
- * compares or serialises it.
+ * instance, the expected version, and where the event is in its life. Kept beside the event, not
+ * on it, so TypeORM never copies, compares or serialises it.
  */
 export interface PendingWrite {
   /** The caller's aggregate instance; absent for an event that creates its aggregate. */
   aggregate?: object;
   /** The version the aggregate must be at before this event, if the caller requires one. */
   expectedVersion?: number;
+  /** Whether `build` made the event (TypeORM's `create` and `new` leave `@Data` out). */
+  built?: boolean;
+  /** `'in flight'` from the start of its write until COMMIT or rollback, then `'written'` or unset. */
+  state?: 'in flight' | 'written';
 }
 
 const pendingWrites = new WeakMap<object, PendingWrite>();

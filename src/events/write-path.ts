@@ -4,14 +4,16 @@ import { isPlainObject } from '../aggregates/column-values';
 import { AggregateNotFoundError } from '../errors/aggregate-not-found-error';
 import { ConcurrencyError } from '../errors/concurrency-error';
 import { EventApplyError } from '../errors/event-apply-error';
-import { EventSourcingConfigError } from '../errors/event-sourcing-config-error';
+import { AggregateRequiredError } from '../errors/aggregate-required-error';
+import { UsageError } from '../errors/usage-error';
+import { assertAggregateId } from '../aggregates/aggregate-id';
 import { InvalidEventDataError } from '../errors/invalid-event-data-error';
 import { getMetadataStorage } from '../metadata/metadata-storage';
-import type { AggregateEvent } from './aggregate-event';
+import { aggregateKeyOf, type AggregateEvent } from './aggregate-event';
 import { assertDataValue, assertJsonFaithful } from './event-data';
 import { scopedMetadata } from './metadata-scope';
 import { pendingWriteOf } from './pending-write';
-import { transactionDepthOf, type TransactionLog } from './transaction-log';
+import { eventFieldsOf, restoreEventFields, transactionDepthOf, type TransactionLog } from './transaction-log';
 
 const retryableCodes = new Set(['40001', '40P01', '55P03']);
 
@@ -58,10 +60,33 @@ function assertStorable(event: AggregateEvent): void {
 }
 
 /**
+ * Checks an event about to be written that nothing about it can be settled by SQL: it was made
+ * by `build`, it is not written already, it has an aggregate or creates one.
+ */
+function assertWritable(definition: AggregateDefinition, event: AggregateEvent, existingId: unknown): void {
+  const pending = pendingWriteOf(event);
+  if (!pending.built) {
+    throw new UsageError(
+      event.type,
+      'event',
+      `was not made by ${event.constructor.name}.build(): build() checks and keeps its @Data attributes, which manager.create() and new leave out`,
+    );
+  }
+  if (existingId === undefined || existingId === null) {
+    if (!getMetadataStorage().eventTypeOf(event.constructor)?.creates) {
+      throw new AggregateRequiredError(event.type, definition.name, aggregateKeyOf(definition.target));
+    }
+  } else {
+    assertAggregateId(definition, event.type, existingId);
+  }
+}
+
+/**
  * The write path, run inside the event's INSERT transaction (before the INSERT): lock the
  * aggregate row, check the expected version, apply the event to the locked state, write the
  * aggregate, and fill in the event's aggregate id, version and createdAt. The caller's aggregate
- * instance receives the new state; the log restores it if the transaction rolls back.
+ * instance receives the new state; the log puts instance and event back if the transaction does
+ * not commit. When this throws, neither was touched.
  */
 export async function writeEvent(
   manager: EntityManager,
@@ -71,22 +96,32 @@ export async function writeEvent(
 ): Promise<void> {
   const queryRunner = manager.queryRunner;
   if (!queryRunner || !queryRunner.isTransactionActive) {
-    throw new EventSourcingConfigError(`${event.type} must be saved inside a transaction (do not pass { transaction: false })`);
+    throw new UsageError(
+      event.type,
+      'transaction',
+      'is missing: manager.insert(event) and save(event, { transaction: false }) write without one, but an event and its aggregate are written together: use manager.save(event) or es.append(event), or insert inside manager.transaction()',
+    );
   }
-  assertStorable(event);
   const pending = pendingWriteOf(event);
-  const caller = pending.aggregate;
+  const caller = pending.aggregate as ObjectLiteral | undefined;
   const existingId = caller ? definition.idOf(caller) : event.aggregateId;
-  const callerBefore = caller ? definition.snapshot(caller) : undefined;
-
-  const aggregate =
-    existingId === undefined || existingId === null
-      ? await createAggregate(manager, definition, event, pending.expectedVersion)
-      : await updateAggregate(manager, definition, event, existingId, pending.expectedVersion);
-
-  event.aggregateId = definition.idOf(aggregate);
-  if (caller) definition.copyColumns(aggregate, caller);
-  log.record(queryRunner, { event, definition, depth: transactionDepthOf(queryRunner), caller, callerBefore });
+  assertWritable(definition, event, existingId);
+  const eventBefore = eventFieldsOf(event);
+  const depth = transactionDepthOf(queryRunner);
+  const callerBefore = caller && log.needsSnapshot(queryRunner, caller, depth) ? definition.snapshot(caller) : undefined;
+  try {
+    assertStorable(event);
+    const aggregate =
+      existingId === undefined || existingId === null
+        ? await createAggregate(manager, definition, event, pending.expectedVersion)
+        : await updateAggregate(manager, definition, event, existingId, pending.expectedVersion);
+    event.aggregateId = definition.idOf(aggregate);
+    if (caller) definition.copyColumns(aggregate, caller);
+  } catch (error) {
+    restoreEventFields(event, eventBefore);
+    throw error;
+  }
+  log.record(queryRunner, { event, definition, depth, eventBefore }, caller && callerBefore ? { instance: caller, columns: callerBefore } : undefined);
 }
 
 async function createAggregate(

@@ -25,6 +25,8 @@ export interface EventTypeRecord {
   readonly target: Function;
   /** The stored name, e.g. `'Subscription.Activated'`. */
   readonly name: string;
+  /** Whether an event of this type, written without an existing aggregate, creates one. */
+  readonly creates: boolean;
 }
 
 export interface DataRecord {
@@ -34,6 +36,8 @@ export interface DataRecord {
   readonly type: (() => unknown) | undefined;
   /** The type TypeScript emitted for the property, when decorator metadata is on. */
   readonly designType: unknown;
+  /** Whether `build` may leave it out. */
+  readonly optional: boolean;
 }
 
 export interface AttributeRecord {

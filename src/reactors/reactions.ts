@@ -2,6 +2,9 @@ import { UnrecoverableError, type Processor } from 'bullmq';
 import type { DataSource, EntityManager } from 'typeorm';
 import type { AggregateDefinition } from '../aggregates/aggregate-definition';
 import { ConcurrencyError } from '../errors/concurrency-error';
+import { isConnectionLoss } from '../errors/connection-loss';
+import { ConnectionLostError } from '../errors/connection-lost-error';
+import { ReactorDeadlockError } from '../errors/reactor-deadlock-error';
 import { ReactorError } from '../errors/reactor-error';
 import type { AggregateEvent } from '../events/aggregate-event';
 import { withMetadata } from '../events/metadata-scope';
@@ -10,6 +13,7 @@ import { causationMetadata } from './causation';
 import type { Dispatcher } from './dispatcher';
 import { deleteOutboxRows, insertOutboxRows, type OutboxRow } from './outbox';
 import type { ReactorJobData, ReactorQueue } from './reactor-queue';
+import { inTrigger } from './trigger-scope';
 import { withTimeout } from './with-timeout';
 
 /**
@@ -38,12 +42,16 @@ export class Reactions {
       : [];
     for (const binding of this.#dispatcher.reactorsFor(event, 'trigger')) {
       try {
-        await withMetadata(causationMetadata(table, event), () =>
-          this.#dispatcher.invoke(binding, event, { manager, reactor: binding.name, mode: 'trigger', attempt: 1 }),
+        await inTrigger(binding.name, () =>
+          withMetadata(causationMetadata(table, event), () =>
+            this.#dispatcher.invoke(binding, event, { manager, reactor: binding.name, mode: 'trigger', attempt: 1 }),
+          ),
         );
       } catch (error) {
-        // A conflict stays a conflict, so that callers (and commands) can retry it.
-        if (error instanceof ConcurrencyError) throw error;
+        // A conflict stays a conflict and a lost connection stays one, so that callers (and
+        // commands) can retry them.
+        if (error instanceof ConcurrencyError || error instanceof ConnectionLostError || error instanceof ReactorDeadlockError) throw error;
+        if (isConnectionLoss(error)) throw new ConnectionLostError(definition.name, event.aggregateId, error);
         throw new ReactorError(binding.name, event.type, event.aggregateId, error);
       }
     }

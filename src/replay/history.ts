@@ -1,10 +1,12 @@
 import { In, type EntityManager } from 'typeorm';
 import type { AggregateDefinition } from '../aggregates/aggregate-definition';
+import { assertAggregateId } from '../aggregates/aggregate-id';
 import { AggregateNotFoundError } from '../errors/aggregate-not-found-error';
 import type { AggregateEvent } from '../events/aggregate-event';
 
 /** An aggregate's events in version order; an aggregate that does not exist is an error. */
 export async function loadHistory(manager: EntityManager, definition: AggregateDefinition, id: unknown): Promise<AggregateEvent[]> {
+  assertAggregateId(definition, `history(${definition.name})`, id);
   const events = await manager.find<AggregateEvent>(definition.eventsMetadata.target, {
     where: { aggregateId: id },
     order: { version: 'ASC' },

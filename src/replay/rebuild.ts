@@ -1,5 +1,6 @@
 import type { EntityManager, ObjectLiteral } from 'typeorm';
 import type { AggregateDefinition } from '../aggregates/aggregate-definition';
+import { assertAggregateId } from '../aggregates/aggregate-id';
 import { AggregateNotFoundError } from '../errors/aggregate-not-found-error';
 import { writeColumns } from '../events/write-path';
 import { aggregateIdPages, loadHistories } from './history';
@@ -63,6 +64,7 @@ async function rebuildIds(
 
 /** Rebuilds one aggregate and returns its row as now stored. */
 export async function rebuildOne(manager: EntityManager, definition: AggregateDefinition, id: unknown): Promise<ObjectLiteral> {
+  assertAggregateId(definition, `rebuild(${definition.name})`, id);
   return manager.transaction(async (transaction) => {
     const { aggregates } = await rebuildIds(transaction, definition, [id]);
     const row = aggregates.get(String(id));

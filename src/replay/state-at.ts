@@ -1,5 +1,7 @@
 import { LessThanOrEqual, type EntityManager, type ObjectLiteral } from 'typeorm';
 import type { AggregateDefinition } from '../aggregates/aggregate-definition';
+import { assertAggregateId } from '../aggregates/aggregate-id';
+import { UsageError } from '../errors/usage-error';
 import { VersionOutOfRangeError } from '../errors/version-out-of-range-error';
 import type { AggregateEvent } from '../events/aggregate-event';
 import { assertExists } from './history';
@@ -26,16 +28,13 @@ export async function stateAt(
   id: unknown,
   options: StateAtOptions,
 ): Promise<ObjectLiteral | null> {
-  const byVersion = 'version' in options;
-  if (byVersion && (!Number.isInteger(options.version) || options.version < 0)) {
-    const latest = await manager.count<AggregateEvent>(definition.eventsMetadata.target, { where: { aggregateId: id } });
-    if (latest === 0) await assertExists(manager, definition, id);
-    throw new VersionOutOfRangeError(definition.name, id, options.version, latest);
-  }
+  const subject = `stateAt(${definition.name})`;
+  assertAggregateId(definition, subject, id);
+  const moment = momentOf(subject, options);
   const events = await manager.find<AggregateEvent>(definition.eventsMetadata.target, {
-    where: byVersion
-      ? { aggregateId: id, version: LessThanOrEqual(options.version) }
-      : { aggregateId: id, createdAt: LessThanOrEqual(options.at) },
+    where: 'version' in moment
+      ? { aggregateId: id, version: LessThanOrEqual(moment.version) }
+      : { aggregateId: id, createdAt: LessThanOrEqual(moment.at) },
     order: { version: 'ASC' },
   });
   if (events.length === 0) await assertExists(manager, definition, id);
@@ -44,9 +43,35 @@ export async function stateAt(
   let run = 0;
   while (run < events.length && events[run].version === run + 1) run += 1;
   const replayed = events.slice(0, run);
-  if (byVersion && replayed.length < options.version) {
-    throw new VersionOutOfRangeError(definition.name, id, options.version, replayed.length);
+  if ('version' in moment && replayed.length < moment.version) {
+    throw new VersionOutOfRangeError(definition.name, id, moment.version, replayed.length);
   }
   if (replayed.length === 0) return null;
   return replayEvents(manager, definition, id, replayed);
+}
+
+/** The earliest instant PostgreSQL's timestamptz holds (4713 BC); JavaScript's Date reaches further back. */
+const EARLIEST_TIMESTAMP = Date.UTC(-4712, 0, 1);
+const MAX_VERSION = 2 ** 31 - 1;
+
+/** Exactly one of `version` (a positive integer the int column can hold) and `at` (a valid Date in range). */
+function momentOf(subject: string, options: unknown): { version: number } | { at: Date } {
+  if (options === null || typeof options !== 'object') throw new UsageError(subject, 'options', 'must be { version } or { at }');
+  const hasVersion = 'version' in options && (options as { version?: unknown }).version !== undefined;
+  const hasAt = 'at' in options && (options as { at?: unknown }).at !== undefined;
+  if (hasVersion === hasAt) throw new UsageError(subject, 'options', `must give exactly one of version and at, got ${hasVersion ? 'both' : 'neither'}`);
+  if (hasVersion) {
+    const version = (options as { version: unknown }).version;
+    if (typeof version !== 'number' || !Number.isInteger(version) || version < 1 || version > MAX_VERSION) {
+      const shown = typeof version === 'string' ? `'${version}'` : String(version);
+      throw new UsageError(subject, 'version', `must be an integer from 1 to ${MAX_VERSION}, got ${shown} (${typeof version})`);
+    }
+    return { version };
+  }
+  const at = (options as { at: unknown }).at;
+  if (Object.prototype.toString.call(at) !== '[object Date]') throw new UsageError(subject, 'at', `must be a Date, got ${typeof at}`);
+  const time = (at as Date).getTime();
+  if (Number.isNaN(time)) throw new UsageError(subject, 'at', 'is an invalid Date');
+  if (time < EARLIEST_TIMESTAMP) throw new UsageError(subject, 'at', `is before 4713 BC, the earliest time PostgreSQL stores (${(at as Date).toISOString()})`);
+  return { at: at as Date };
 }

@@ -1,5 +1,6 @@
 import type { EntityManager, ObjectLiteral } from 'typeorm';
 import type { AggregateDefinition } from '../aggregates/aggregate-definition';
+import { assertAggregateId } from '../aggregates/aggregate-id';
 import { aggregateIdPages, assertExists, loadHistories } from './history';
 import { replayEvents } from './replay-events';
 
@@ -50,6 +51,7 @@ async function verifyIds(manager: EntityManager, definition: AggregateDefinition
  */
 export async function verify(manager: EntityManager, definition: AggregateDefinition, options: VerifyOptions = {}): Promise<VerifyMismatch[]> {
   if (options.id !== undefined) {
+    assertAggregateId(definition, `verify(${definition.name})`, options.id);
     await assertExists(manager, definition, options.id);
     return verifyIds(manager, definition, [options.id]);
   }

@@ -1,6 +1,8 @@
 import { AsyncLocalStorage } from 'node:async_hooks';
 import type {
   EntityMetadata,
+  ObjectLiteral,
+  QueryRunner,
   EntitySubscriberInterface,
   InsertEvent,
   LoadEvent,
@@ -10,12 +12,20 @@ import type {
   TransactionRollbackEvent,
   UpdateEvent,
 } from 'typeorm';
+import type { AggregateDefinition } from '../aggregates/aggregate-definition';
+import { ConcurrencyError } from '../errors/concurrency-error';
+import { isConnectionLoss } from '../errors/connection-loss';
+import { ConnectionLostError } from '../errors/connection-lost-error';
+import { EventAlreadyWrittenError } from '../errors/event-already-written-error';
 import { EventSourcingConfigError } from '../errors/event-sourcing-config-error';
+import { ReactorDeadlockError } from '../errors/reactor-deadlock-error';
 import { ImmutableEventError } from '../errors/immutable-event-error';
 import { UnknownEventTypeError } from '../errors/unknown-event-type-error';
 import { AggregateEvent, numberReturnedValues } from '../events/aggregate-event';
 import type { TransactionLog, WrittenEvent } from '../events/transaction-log';
+import { pendingWriteOf } from '../events/pending-write';
 import { writeEvent } from '../events/write-path';
+import { currentTrigger } from '../reactors/trigger-scope';
 import type { EventSourcingRegistry } from '../metadata/event-sourcing-registry';
 import type { Reactions } from '../reactors/reactions';
 
@@ -32,9 +42,9 @@ export class EventSourcingSubscriber implements EntitySubscriberInterface {
   ) {}
 
   /** The last piece of work queued on each connection; see #serial. */
-  readonly #queued = new WeakMap<object, Promise<void>>();
+  readonly #queued = new WeakMap<QueryRunner, Promise<void>>();
   /** The connection whose queued work is running in this async context. */
-  readonly #running = new AsyncLocalStorage<object>();
+  readonly #running = new AsyncLocalStorage<QueryRunner>();
 
   beforeInsert(event: InsertEvent<any>): Promise<void> | void {
     const definition = this.registry.forEventsMetadata(event.metadata);
@@ -46,7 +56,21 @@ export class EventSourcingSubscriber implements EntitySubscriberInterface {
         `${definition.eventsMetadata.tableName}: an event is written by saving an instance of its event class (built with build()), not a plain object`,
       );
     }
-    return this.#serial(event.queryRunner, () => writeEvent(event.manager, definition, entity, this.log));
+    // Claimed before anything is awaited, so that a second save of the same instance, on another
+    // connection, finds it taken.
+    const pending = pendingWriteOf(entity);
+    if (pending.state) throw new EventAlreadyWrittenError(entity.type, pending.state);
+    pending.state = 'in flight';
+    const outer = this.#running.getStore();
+    return this.#serial(event.queryRunner, async () => {
+      try {
+        this.#assertNoSelfDeadlock(outer, event.queryRunner, definition, entity);
+        await writeEvent(event.manager, definition, entity, this.log);
+      } catch (error) {
+        pending.state = undefined;
+        throw asConnectionLost(error, definition, entity);
+      }
+    });
   }
 
   afterInsert(event: InsertEvent<any>): Promise<void> | void {
@@ -55,8 +79,12 @@ export class EventSourcingSubscriber implements EntitySubscriberInterface {
     if (!definition || !(entity instanceof AggregateEvent)) return;
     numberReturnedValues(entity);
     return this.#serial(event.queryRunner, async () => {
-      const outbox = await this.reactions.afterInsert(event.manager, definition, entity);
-      if (outbox.length > 0) this.log.attachOutbox(event.queryRunner, entity, outbox);
+      try {
+        const outbox = await this.reactions.afterInsert(event.manager, definition, entity);
+        if (outbox.length > 0) this.log.attachOutbox(event.queryRunner, entity, outbox);
+      } catch (error) {
+        throw asConnectionLost(error, definition, entity);
+      }
     });
   }
 
@@ -96,8 +124,8 @@ export class EventSourcingSubscriber implements EntitySubscriberInterface {
     if (committed.length > 0) this.onCommitted(committed);
   }
 
-  afterTransactionRollback(event: TransactionRollbackEvent): void {
-    this.log.rolledBack(event.queryRunner);
+  beforeTransactionRollback(event: TransactionRollbackEvent): void {
+    this.log.rollingBack(event.queryRunner);
   }
 
   /**
@@ -125,7 +153,7 @@ export class EventSourcingSubscriber implements EntitySubscriberInterface {
    * the work queued behind it (it would otherwise go on after TypeORM's ROLLBACK, outside the
    * transaction). Work started by queued work (a trigger reactor saving an event) runs at once.
    */
-  #serial(queryRunner: object, work: () => Promise<void>): Promise<void> {
+  #serial(queryRunner: QueryRunner, work: () => Promise<void>): Promise<void> {
     if (this.#running.getStore() === queryRunner) return work();
     const run = () => this.#running.run(queryRunner, work);
     const previous = this.#queued.get(queryRunner);
@@ -138,8 +166,30 @@ export class EventSourcingSubscriber implements EntitySubscriberInterface {
     return current;
   }
 
+  /**
+   * A trigger reactor runs in its event's transaction (`outer`). If it writes an aggregate that
+   * transaction has locked through another connection (`dataSource.manager` instead of
+   * `ctx.manager`), the write would wait for a lock that is released only when the reactor
+   * returns: PostgreSQL sees no deadlock, since the holder is idle in transaction.
+   */
+  #assertNoSelfDeadlock(outer: QueryRunner | undefined, queryRunner: QueryRunner, definition: AggregateDefinition, event: AggregateEvent): void {
+    if (!outer || outer === queryRunner) return;
+    const caller = pendingWriteOf(event).aggregate as ObjectLiteral | undefined;
+    const id = caller ? definition.idOf(caller) : event.aggregateId;
+    if (id !== undefined && id !== null && this.log.holds(outer, definition, id)) {
+      throw new ReactorDeadlockError(currentTrigger() ?? '(unknown)', definition.name, id);
+    }
+  }
+
   #refuse(metadata: EntityMetadata, operation: 'update' | 'remove', entity: { id?: unknown } | undefined): void {
     const definition = this.registry.forEventsMetadata(metadata);
     if (definition) throw new ImmutableEventError(definition.eventsMetadata.tableName, operation, entity?.id);
   }
+}
+
+/** A lost connection, whichever statement met it, is reported as such (and is retryable). */
+function asConnectionLost(error: unknown, definition: AggregateDefinition, event: AggregateEvent): unknown {
+  if (error instanceof ConnectionLostError || error instanceof ConcurrencyError || !isConnectionLoss(error)) return error;
+  const caller = pendingWriteOf(event).aggregate as ObjectLiteral | undefined;
+  return new ConnectionLostError(definition.name, caller ? definition.idOf(caller) : event.aggregateId, error);
 }

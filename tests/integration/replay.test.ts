@@ -3,6 +3,7 @@ import type { DataSource } from 'typeorm';
 import {
   AggregateNotFoundError,
   EventSourcing,
+  UsageError,
   VersionOutOfRangeError,
   type AggregateEvent,
   type RebuildProgress,
@@ -225,9 +226,8 @@ describe('stateAt by version', () => {
     expect(await rawRow(id)).toEqual(before);
   });
 
-  test('version 0 is null, a version beyond the last is VersionOutOfRangeError', async () => {
+  test('a version beyond the last is VersionOutOfRangeError; one that is not a positive integer is a UsageError', async () => {
     const { id } = await lifecycle(4, 'sk_range');
-    expect(await es.stateAt(Subscription, id, { version: 0 })).toBeNull();
 
     const error = await rejectionOf(es.stateAt(Subscription, id, { version: 9 }));
     expect(error).toBeInstanceOf(VersionOutOfRangeError);
@@ -238,23 +238,23 @@ describe('stateAt by version', () => {
     expect(next).toBeInstanceOf(VersionOutOfRangeError);
     expect(next.message).toBe(`Subscription ${id} has no version 5 (latest is 4)`);
 
-    for (const invalid of [-1, 1.5]) {
+    for (const invalid of [0, -1, 1.5]) {
       const error = await rejectionOf(es.stateAt(Subscription, id, { version: invalid }));
-      expect(error).toBeInstanceOf(VersionOutOfRangeError);
-      expect(error.message).toBe(`Subscription ${id} has no version ${invalid} (latest is 4)`);
+      expect(error).toBeInstanceOf(UsageError);
+      expect(error.message).toBe(`stateAt(Subscription): version must be an integer from 1 to 2147483647, got ${invalid} (number)`);
     }
   });
 
-  test('of an aggregate without events: version 0 is null, version 1 is out of range', async () => {
+  test('of an aggregate without events: version 1 is out of range, a time before any event is null', async () => {
     const id = await legacyRow();
-    expect(await es.stateAt(Subscription, id, { version: 0 })).toBeNull();
+    expect(await es.stateAt(Subscription, id, { at: new Date() })).toBeNull();
     const error = await rejectionOf(es.stateAt(Subscription, id, { version: 1 }));
     expect(error).toBeInstanceOf(VersionOutOfRangeError);
     expect(error.message).toBe(`Subscription ${id} has no version 1 (latest is 0)`);
   });
 
   test('of a missing aggregate is AggregateNotFoundError', async () => {
-    for (const options of [{ version: 0 }, { version: 1 }, { at: new Date() }]) {
+    for (const options of [{ version: 1 }, { at: new Date() }]) {
       const error = await rejectionOf(es.stateAt(Subscription, MISSING_ID, options));
       expect(error).toBeInstanceOf(AggregateNotFoundError);
       expect(error.message).toBe(`Subscription ${MISSING_ID} does not exist`);

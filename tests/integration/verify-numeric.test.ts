@@ -16,7 +16,7 @@ class PricedItem {
 @EventsOf(() => PricedItem)
 abstract class PricedItemEvent extends AggregateEvent<PricedItem> {}
 
-@EventType('PricedItem.Priced')
+@EventType('PricedItem.Priced', { creates: true })
 class PricedItemPriced extends PricedItemEvent {
   @Data() price!: number;
   apply(item: PricedItem): PricedItem {

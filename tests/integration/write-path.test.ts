@@ -5,6 +5,7 @@ import {
   EventApplyError,
   EventSourcing,
   EventSourcingConfigError,
+  UsageError,
 } from 'typeorm-event-sourcing';
 import { testDataSource } from '../support/database';
 import { duplicateTypeEntities, sameTableDuplicateEntities } from '../support/extra-models';
@@ -424,7 +425,9 @@ describe('write path', () => {
         outer.push(await manager.save(SubscriptionNoteAdded.build({ subscription, note: 'outer 2' })));
       });
 
-      expect(savepointEvent.version).toBe(3);
+      // The event the savepoint dropped is unwritten again: no id, no version.
+      expect(savepointEvent.id).toBeUndefined();
+      expect(savepointEvent.version).toBeUndefined();
       expect(outer.map((e) => e.version)).toEqual([2, 3]);
       const rows = await eventRows(dataSource, subscription.id);
       expect(rows.map((r) => [r.version, r.data.note ?? null])).toEqual([
@@ -585,12 +588,17 @@ describe('write path', () => {
     const error = await rejectionOf(
       dataSource.manager.save(SubscriptionNoteAdded.build({ subscription, note: 'no tx' }), { transaction: false }),
     );
-    expect(error).toBeInstanceOf(EventSourcingConfigError);
-    expect(error.message).toBe('Subscription.NoteAdded must be saved inside a transaction (do not pass { transaction: false })');
+    expect(error).toBeInstanceOf(UsageError);
+    expect(error.message).toBe(
+      'Subscription.NoteAdded: transaction is missing: manager.insert(event) and save(event, { transaction: false }) write without one, but an event and its aggregate are written together: use manager.save(event) or es.append(event), or insert inside manager.transaction()',
+    );
 
     const creating = await rejectionOf(dataSource.manager.save(SubscriptionCreated.build({ userId: 1007 }), { transaction: false }));
-    expect(creating).toBeInstanceOf(EventSourcingConfigError);
-    expect(creating.message).toContain('Subscription.Created must be saved inside a transaction');
+    expect(creating).toBeInstanceOf(UsageError);
+    expect(creating.message).toContain('Subscription.Created: transaction is missing');
+    const inserted = await rejectionOf(dataSource.manager.insert(SubscriptionNoteAdded, SubscriptionNoteAdded.build({ subscription, note: 'insert' }) as never));
+    expect(inserted).toBeInstanceOf(UsageError);
+    expect(inserted.message).toContain('manager.insert(event)');
 
     expect(await countEvents(dataSource)).toBe(eventsBefore);
     expect(await subscriptionRow(dataSource, subscription.id)).toEqual(rowBefore);

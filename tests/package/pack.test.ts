@@ -72,7 +72,7 @@ class Subscription {
 @EventsOf(() => Subscription)
 abstract class SubscriptionEvent extends AggregateEvent<Subscription> {}
 
-@EventType('Subscription.Created')
+@EventType('Subscription.Created', { creates: true })
 class SubscriptionCreated extends SubscriptionEvent {
   apply(subscription: Subscription): Subscription { return subscription; }
 }
@@ -175,7 +175,7 @@ class Account {
 @EventsOf(() => Account)
 abstract class AccountEvent extends AggregateEvent<Account> {}
 
-@EventType('Account.Opened')
+@EventType('Account.Opened', { creates: true })
 class AccountOpened extends AccountEvent {
   apply(account: Account) { return account; }
 }

@@ -19,7 +19,7 @@ export class Order {
 @EventsOf(() => Order)
 export abstract class OrderEvent extends AggregateEvent<Order> {}
 
-@EventType('Order.Placed')
+@EventType('Order.Placed', { creates: true })
 export class OrderPlaced extends OrderEvent {
   @Data() number!: number;
   apply(order: Order): Order {

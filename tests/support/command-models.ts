@@ -30,7 +30,7 @@ export class CommandWallet {
 @EventsOf(() => CommandWallet)
 export abstract class CommandWalletEvent extends AggregateEvent<CommandWallet> {}
 
-@EventType('CommandWallet.Opened')
+@EventType('CommandWallet.Opened', { creates: true })
 export class CommandWalletOpened extends CommandWalletEvent {
   @Data() owner!: string;
   apply(wallet: CommandWallet): void {

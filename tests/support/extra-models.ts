@@ -22,7 +22,7 @@ export class DuplicateTypeLedger {
 @EventsOf(() => DuplicateTypeLedger)
 export abstract class DuplicateTypeLedgerEvent extends AggregateEvent<DuplicateTypeLedger> {}
 
-@EventType('DuplicateType.Opened')
+@EventType('DuplicateType.Opened', { creates: true })
 export class DuplicateTypeLedgerOpened extends DuplicateTypeLedgerEvent {
   apply(ledger: DuplicateTypeLedger): void {
     ledger.balance = 0;
@@ -40,7 +40,7 @@ export class DuplicateTypeAccount {
 @EventsOf(() => DuplicateTypeAccount)
 export abstract class DuplicateTypeAccountEvent extends AggregateEvent<DuplicateTypeAccount> {}
 
-@EventType('DuplicateType.Opened')
+@EventType('DuplicateType.Opened', { creates: true })
 export class DuplicateTypeAccountOpened extends DuplicateTypeAccountEvent {
   apply(account: DuplicateTypeAccount): void {
     account.state = 'open';

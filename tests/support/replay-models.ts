@@ -23,7 +23,7 @@ export class ReplayLedger {
 @EventsOf(() => ReplayLedger)
 export abstract class ReplayLedgerEvent extends AggregateEvent<ReplayLedger> {}
 
-@EventType('ReplayLedger.Opened')
+@EventType('ReplayLedger.Opened', { creates: true })
 export class ReplayLedgerOpened extends ReplayLedgerEvent {
   @Data() owner!: string;
   apply(ledger: ReplayLedger): ReplayLedger {

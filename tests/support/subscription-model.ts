@@ -22,7 +22,7 @@ export class Subscription {
 @EventsOf(() => Subscription)
 export abstract class SubscriptionEvent extends AggregateEvent<Subscription> {}
 
-@EventType('Subscription.Created')
+@EventType('Subscription.Created', { creates: true })
 export class SubscriptionCreated extends SubscriptionEvent {
   @Data() userId!: number;
   apply(subscription: Subscription): Subscription {
@@ -34,7 +34,7 @@ export class SubscriptionCreated extends SubscriptionEvent {
 @EventType('Subscription.Activated')
 export class SubscriptionActivated extends SubscriptionEvent {
   @Data() stripeKey!: string;
-  @Data({ type: () => Date }) trialEndsAt?: Date | null;
+  @Data({ optional: true, type: () => Date }) trialEndsAt?: Date | null;
   apply(subscription: Subscription): Subscription {
     subscription.stripeKey = this.stripeKey;
     subscription.status = 'active';
@@ -46,7 +46,7 @@ export class SubscriptionActivated extends SubscriptionEvent {
 @EventType('Subscription.NoteAdded')
 export class SubscriptionNoteAdded extends SubscriptionEvent {
   @Data() note!: string;
-  @Data() details?: { tags: string[]; at: string; nested: { level: number; ok: boolean } };
+  @Data({ optional: true }) details?: { tags: string[]; at: string; nested: { level: number; ok: boolean } };
   apply(subscription: Subscription): void {
     subscription.notes = [...subscription.notes, this.note];
   }

@@ -24,5 +24,10 @@ export const unstorableValues: [kind: string, make: () => unknown, pathSuffix: s
   ['a symbol', () => Symbol('s'), '', 'is a symbol, which JSON cannot store'],
   ['a class instance', () => new Money(), '', 'is a Money; only plain objects'],
   ['a RegExp', () => /x/, '', 'is a RegExp; only plain objects'],
+  ['a nested Date', () => ({ at: new Date(0) }), '.at', 'is a Date, which would read back as a string'],
+  ['-0', () => -0, '', 'is -0, which JSON stores as 0'],
+  ['a lone high surrogate', () => 'a\ud800b', '', 'contains a lone UTF-16 surrogate, which jsonb cannot store'],
+  ['a lone low surrogate', () => ['ok', '\udc00'], '[1]', 'contains a lone UTF-16 surrogate, which jsonb cannot store'],
+  ['a key with a lone surrogate', () => ({ ['k\ud83d']: 1 }), '', 'has a key with a lone UTF-16 surrogate, which jsonb cannot store'],
 ];
 

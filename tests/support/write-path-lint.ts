@@ -3,6 +3,7 @@ import type { DataSource } from 'typeorm';
 import {
   AggregateEvent,
   AggregateNotFoundError,
+  AggregateRequiredError,
   ConcurrencyError,
   EventApplyError,
   EventSourcing,
@@ -176,15 +177,35 @@ export function writePathLint(name: string, write: WritePath, options: WritePath
       expect(await es.verify(Subscription, { id: subscription.id })).toEqual([]);
     });
 
-    test('an unsaved aggregate instance passed to build is created and receives its id and state', async () => {
+    test('an unsaved aggregate instance passed to a creating event is created and receives its id and state', async () => {
       const subscription = new Subscription();
-      const event = await run(SubscriptionNoteAdded.build({ subscription, note: 'first' }));
+      const event = await run(SubscriptionCreated.build({ subscription, userId: 43 }));
 
       expect(typeof subscription.id).toBe('number');
       expect(event.aggregateId).toBe(subscription.id);
       expect(event.version).toBe(1);
-      expect(subscription).toMatchObject({ version: 1, status: 'pending', notes: ['first'], userId: null });
-      expect(await subscriptionRow(dataSource, subscription.id)).toMatchObject({ version: 1, notes: ['first'] });
+      expect(subscription).toMatchObject({ version: 1, status: 'pending', notes: [], userId: 43 });
+      expect(await subscriptionRow(dataSource, subscription.id)).toMatchObject({ version: 1, userId: 43 });
+    });
+
+    test('an event type that does not create its aggregate, without one: AggregateRequiredError, nothing written', async () => {
+      const eventsBefore = await countEvents(dataSource);
+      const [{ count: aggregatesBefore }] = await dataSource.query('SELECT count(*)::int AS count FROM subscription');
+      const unsaved = new Subscription();
+
+      for (const event of [SubscriptionNoteAdded.build({ note: 'orphan' }), SubscriptionNoteAdded.build({ subscription: unsaved, note: 'orphan' })]) {
+        const error = await rejectionOf(run(event));
+        expect(error).toBeInstanceOf(AggregateRequiredError);
+        expect(error.message).toBe(
+          'Subscription.NoteAdded needs an existing Subscription: build it with { subscription } (only event types declared @EventType(name, { creates: true }) create their aggregate)',
+        );
+        expect(event.id).toBeUndefined();
+      }
+      expect(unsaved.id).toBeUndefined();
+      expect(await countEvents(dataSource)).toBe(eventsBefore);
+      const [{ count: aggregatesAfter }] = await dataSource.query('SELECT count(*)::int AS count FROM subscription');
+      expect(aggregatesAfter).toBe(aggregatesBefore);
+      expect(committed).toEqual([]);
     });
 
     test('a stale caller instance: the event is applied to the locked row, and the caller catches up', async () => {

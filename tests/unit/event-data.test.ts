@@ -8,7 +8,7 @@ import { InvalidEventDataError } from 'typeorm-event-sourcing';
 class Target {}
 
 function record(propertyName: string, designType: unknown, type?: () => unknown): DataRecord {
-  return { target: Target, propertyName, designType, type };
+  return { target: Target, propertyName, designType, type, optional: false };
 }
 
 /** The InvalidEventDataError thrown by `fn`, or a failure. */
@@ -52,13 +52,12 @@ describe('assertJsonFaithful', () => {
       false,
       null,
       undefined,
-      new Date('2030-01-02T03:04:05.678Z'),
       [],
       [1, 'two', null, { three: 3 }],
       { a: { b: { c: [true] } }, skipped: undefined },
       Object.assign(Object.create(null), { nullPrototype: 1 }),
       { left: shared, right: shared }, // the same object twice is not a cycle
-      foreign('{ list: [1, { nested: new Date(0) }] }'),
+      foreign('{ list: [1, { nested: "0" }] }'),
     ];
     for (const value of accepted) expect(() => assertJsonFaithful('Test.Event', 'data', value)).not.toThrow();
   });
