@@ -120,6 +120,11 @@ export class Dispatcher {
     return this.#bindings.find((binding) => binding.mode === 'async' && binding.name === name);
   }
 
+  /** @internal The largest `attempts` of any async reactor, or `fallback` when larger. */
+  maxAttempts(fallback: number): number {
+    return Math.max(fallback, ...this.#bindings.map((binding) => (binding.mode === 'async' ? binding.attempts ?? 0 : 0)));
+  }
+
   /** @internal Whether any async reactor is registered (then a queue is required). */
   get hasAsyncReactors(): boolean {
     return this.#bindings.some((binding) => binding.mode === 'async');

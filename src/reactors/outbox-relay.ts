@@ -1,5 +1,6 @@
 import type { DataSource } from 'typeorm';
-import { claimOutboxRows, deleteOutboxRows } from './outbox';
+import { claimEnqueuedOutboxRows, claimOutboxRows, deleteOutboxRows, markOutboxRowsEnqueued } from './outbox';
+import { settleOutboxRows } from './reactions';
 import type { ReactorQueue } from './reactor-queue';
 import type { RelayOptions } from './reactor-queue-options';
 import { withTimeout } from './with-timeout';
@@ -9,7 +10,8 @@ import { withTimeout } from './with-timeout';
  * COMMIT and enqueue, Redis down, an enqueue that failed). Each batch is claimed with
  * `FOR UPDATE SKIP LOCKED`, added to the queue and deleted in one transaction, so many relays on
  * many machines never hand over the same row twice; a job added twice anyway (a crash after the
- * add) is ignored by BullMQ because its id exists.
+ * add) is ignored by BullMQ because its id exists. With `keepOutboxUntil: 'completed'` it also
+ * adds again the jobs a Redis without persistence forgot.
  */
 export class OutboxRelay {
   readonly #dataSource: DataSource;
@@ -17,17 +19,27 @@ export class OutboxRelay {
   readonly #interval: number;
   readonly #grace: number;
   readonly #batchSize: number;
+  readonly #recheckAfter: number;
+  readonly #keepUntil: 'enqueued' | 'completed';
   readonly #onError: (error: unknown) => void;
   #timer: NodeJS.Timeout | undefined;
   #running: Promise<void> | undefined;
   #closed = false;
 
-  constructor(dataSource: DataSource, queue: ReactorQueue, options: RelayOptions, onError: (error: unknown) => void) {
+  constructor(
+    dataSource: DataSource,
+    queue: ReactorQueue,
+    options: RelayOptions,
+    onError: (error: unknown) => void,
+    keepUntil: 'enqueued' | 'completed' = 'enqueued',
+  ) {
     this.#dataSource = dataSource;
     this.#queue = queue;
     this.#interval = options.interval ?? 1000;
     this.#grace = options.grace ?? 5000;
     this.#batchSize = options.batchSize ?? 100;
+    this.#recheckAfter = options.recheckAfter ?? 60_000;
+    this.#keepUntil = keepUntil;
     this.#onError = onError;
   }
 
@@ -43,8 +55,31 @@ export class OutboxRelay {
       const rows = await claimOutboxRows(manager, this.#grace, this.#batchSize);
       if (rows.length === 0) return 0;
       await withTimeout(this.#queue.add(rows), Math.max(this.#interval, 5000), 'relaying outbox rows to the queue');
-      await deleteOutboxRows(manager, rows.map((row) => row.id));
+      await settleOutboxRows(manager, rows, this.#keepUntil);
       return rows.length;
+    });
+  }
+
+  /**
+   * With outbox rows kept until their jobs complete: looks at one batch of rows enqueued more than
+   * `recheckAfter` ago, adds again the jobs the queue has lost, and drops rows whose jobs
+   * completed. Returns how many jobs it added again.
+   */
+  async recheckOnce(): Promise<number> {
+    if (this.#keepUntil !== 'completed') return 0;
+    return this.#dataSource.transaction(async (manager) => {
+      const rows = await claimEnqueuedOutboxRows(manager, this.#recheckAfter, this.#batchSize);
+      if (rows.length === 0) return 0;
+      const states = await withTimeout(Promise.all(rows.map((row) => this.#queue.jobState(row))), Math.max(this.#interval, 5000), 'reading job states');
+      const lost = rows.filter((_, index) => states[index] === 'unknown');
+      const completed = rows.filter((_, index) => states[index] === 'completed');
+      if (lost.length > 0) await withTimeout(this.#queue.add(lost), Math.max(this.#interval, 5000), 'adding lost jobs again');
+      await deleteOutboxRows(manager, completed.map((row) => row.id));
+      await markOutboxRowsEnqueued(
+        manager,
+        rows.filter((row) => !completed.includes(row)).map((row) => row.id),
+      );
+      return lost.length;
     });
   }
 
@@ -69,6 +104,7 @@ export class OutboxRelay {
   async #drain(): Promise<void> {
     try {
       while (!this.#closed && (await this.relayOnce()) === this.#batchSize);
+      if (!this.#closed) await this.recheckOnce();
     } catch (error) {
       this.#onError(error);
     }

@@ -2,9 +2,10 @@ import type { EntityManager } from 'typeorm';
 import { OUTBOX_TABLE } from '../schema/event-sourcing-schema';
 
 /**
- * The outbox: one row per (event, async reactor), written in the event's transaction and deleted
- * once the job is in the queue. Rows that outlive the normal after-commit hand-over (a crash
- * between COMMIT and enqueue, Redis down) are what the relay delivers.
+ * The outbox: one row per (event, async reactor), written in the event's transaction. A row is
+ * deleted once its job is in the queue, or, with `keepOutboxUntil: 'completed'`, once the job has
+ * completed. Rows that outlive the normal after-commit hand-over (a crash between COMMIT and
+ * enqueue, Redis down) are what the relay delivers.
  */
 export interface OutboxRow {
   id: number;
@@ -13,10 +14,12 @@ export interface OutboxRow {
   position: number;
   eventType: string;
   reactor: string;
+  /** A random key of this row, part of the job id: no two rows ever share a job id. */
+  jobKey: string;
 }
 
 const columns = `id::float8 AS id, events_table AS "eventsTable", event_id::float8 AS "eventId",
-  event_position::float8 AS position, event_type AS "eventType", reactor`;
+  event_position::float8 AS position, event_type AS "eventType", reactor, job_key::text AS "jobKey"`;
 
 export async function insertOutboxRows(
   manager: EntityManager,
@@ -35,20 +38,41 @@ export async function deleteOutboxRows(manager: EntityManager, ids: readonly num
   if (ids.length > 0) await manager.query(`DELETE FROM ${OUTBOX_TABLE} WHERE id = ANY($1::bigint[])`, [ids]);
 }
 
+/** Notes that the rows' jobs are in the queue (now); the relay looks at them again later. */
+export async function markOutboxRowsEnqueued(manager: EntityManager, ids: readonly number[]): Promise<void> {
+  if (ids.length > 0) await manager.query(`UPDATE ${OUTBOX_TABLE} SET enqueued_at = clock_timestamp() WHERE id = ANY($1::bigint[])`, [ids]);
+}
+
+/** After a job completed: its row is done with. */
+export async function deleteOutboxRowByJobKey(manager: EntityManager, jobKey: string): Promise<void> {
+  await manager.query(`DELETE FROM ${OUTBOX_TABLE} WHERE job_key = $1::uuid`, [jobKey]);
+}
+
 /**
- * Locks up to `limit` rows older than `graceMs`, skipping rows another relay holds. Call inside
- * a transaction; delete the rows before it commits.
+ * Locks up to `limit` rows not yet in the queue and older than `graceMs`, skipping rows another
+ * relay holds. Call inside a transaction; delete or mark the rows before it commits.
  */
 export async function claimOutboxRows(manager: EntityManager, graceMs: number, limit: number): Promise<OutboxRow[]> {
   return manager.query(
     `SELECT ${columns} FROM ${OUTBOX_TABLE}
-     WHERE created_at < clock_timestamp() - make_interval(secs => $1::float8 / 1000)
+     WHERE enqueued_at IS NULL AND created_at < clock_timestamp() - make_interval(secs => $1::float8 / 1000)
      ORDER BY id LIMIT $2 FOR UPDATE SKIP LOCKED`,
     [graceMs, limit],
   );
 }
 
+/** Locks up to `limit` rows whose jobs were enqueued more than `ageMs` ago, to check they still exist. */
+export async function claimEnqueuedOutboxRows(manager: EntityManager, ageMs: number, limit: number): Promise<OutboxRow[]> {
+  return manager.query(
+    `SELECT ${columns} FROM ${OUTBOX_TABLE}
+     WHERE enqueued_at < clock_timestamp() - make_interval(secs => $1::float8 / 1000)
+     ORDER BY enqueued_at LIMIT $2 FOR UPDATE SKIP LOCKED`,
+    [ageMs, limit],
+  );
+}
+
+/** Rows whose jobs are not in the queue yet. */
 export async function countOutboxRows(manager: EntityManager): Promise<number> {
-  const [{ count }] = await manager.query(`SELECT count(*)::int AS count FROM ${OUTBOX_TABLE}`);
+  const [{ count }] = await manager.query(`SELECT count(*)::int AS count FROM ${OUTBOX_TABLE} WHERE enqueued_at IS NULL`);
   return count;
 }

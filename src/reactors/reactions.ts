@@ -1,4 +1,4 @@
-import { UnrecoverableError, type Processor } from 'bullmq';
+import { DelayedError, UnrecoverableError, type Processor } from 'bullmq';
 import type { DataSource, EntityManager } from 'typeorm';
 import type { AggregateDefinition } from '../aggregates/aggregate-definition';
 import { ConcurrencyError } from '../errors/concurrency-error';
@@ -11,7 +11,7 @@ import { withMetadata } from '../events/metadata-scope';
 import type { EventSourcingRegistry } from '../metadata/event-sourcing-registry';
 import { causationMetadata } from './causation';
 import type { Dispatcher } from './dispatcher';
-import { deleteOutboxRows, insertOutboxRows, type OutboxRow } from './outbox';
+import { deleteOutboxRowByJobKey, deleteOutboxRows, insertOutboxRows, markOutboxRowsEnqueued, type OutboxRow } from './outbox';
 import type { ReactorJobData, ReactorQueue } from './reactor-queue';
 import { inTrigger } from './trigger-scope';
 import { withTimeout } from './with-timeout';
@@ -26,11 +26,13 @@ export class Reactions {
   readonly #queue: ReactorQueue | undefined;
   readonly #onError: (error: unknown) => void;
   readonly #deliveries = new Set<Promise<void>>();
+  readonly #keepOutboxUntil: 'enqueued' | 'completed';
 
-  constructor(dispatcher: Dispatcher, queue: ReactorQueue | undefined, onError: (error: unknown) => void) {
+  constructor(dispatcher: Dispatcher, queue: ReactorQueue | undefined, onError: (error: unknown) => void, keepOutboxUntil: 'enqueued' | 'completed' = 'enqueued') {
     this.#dispatcher = dispatcher;
     this.#queue = queue;
     this.#onError = onError;
+    this.#keepOutboxUntil = keepOutboxUntil;
   }
 
   /** In the event's transaction, right after its INSERT. Returns the outbox rows written. */
@@ -68,7 +70,7 @@ export class Reactions {
     const delivery = (async () => {
       try {
         await withTimeout(queue.add(rows), 5000, 'handing reactor jobs to the queue');
-        await deleteOutboxRows(dataSource.manager, rows.map((row) => row.id));
+        await settleOutboxRows(dataSource.manager, rows, this.#keepOutboxUntil);
       } catch (error) {
         this.#onError(error);
       }
@@ -87,26 +89,52 @@ export class Reactions {
     await withTimeout(Promise.allSettled([...this.#deliveries]), ms, 'pending reactor hand-overs').catch(() => undefined);
   }
 
-  /** The BullMQ processor of a worker: loads the event by reference and calls its reactor. */
+  /**
+   * The BullMQ processor of a worker: checks the job against this database (signature, event row,
+   * reactor registration), loads the event and calls its reactor. A job that fails a check is
+   * refused as unrecoverable. A database that cannot be reached does not use up the job's
+   * attempts: the job is delayed and tried again until the database is back.
+   */
   processor(dataSource: DataSource, registry: EventSourcingRegistry): Processor<ReactorJobData> {
-    return async (job) => {
-      const { table, id, reactor } = job.data;
-      // The job's table and id name a row of the database that added it: never run it against
-      // this database's row of the same id.
-      if (this.#queue && !this.#queue.ownsJob(job.id)) {
-        throw new UnrecoverableError(
-          `job ${job.id} was added by another database than this worker's (${this.#queue.identity}): give each database a queue name of its own`,
-        );
-      }
+    return async (job, token) => {
+      const queue = this.#queue!;
+      const verified = queue.verify(job.id, job.data);
+      if ('refused' in verified) throw new UnrecoverableError(verified.refused);
+      const { table, id, reactor, position, type, key } = verified.data;
       const binding = this.#dispatcher.asyncReactor(reactor);
       if (!binding) throw new UnrecoverableError(`no async reactor named '${reactor}' is registered with the dispatcher (job ${job.id})`);
       const definition = registry.forEventsTable(table);
       if (!definition) throw new UnrecoverableError(`'${table}' is not an events table of this DataSource (job ${job.id})`);
-      const event = await dataSource.manager.findOne<AggregateEvent>(definition.eventsMetadata.target, { where: { id } });
-      if (!event) throw new UnrecoverableError(`${table} row ${id} does not exist (job ${job.id})`);
-      await withMetadata(causationMetadata(table, event), () =>
-        this.#dispatcher.invoke(binding, event, { manager: dataSource.manager, reactor, mode: 'async', attempt: job.attemptsMade + 1, job }),
-      );
+      try {
+        const event = await dataSource.manager.findOne<AggregateEvent>(definition.eventsMetadata.target, { where: { id } });
+        if (!event) throw new UnrecoverableError(`${table} row ${id} does not exist (job ${job.id})`);
+        if (event.position !== position || event.type !== type) {
+          throw new UnrecoverableError(
+            `${table} row ${id} is not the event job ${job.id} was added for (it is ${event.type} at position ${event.position}, the job names ${type} at position ${position}): the table was reset or restored`,
+          );
+        }
+        if (!this.#dispatcher.reactorsFor(event, 'async').some((candidate) => candidate.name === reactor)) {
+          throw new UnrecoverableError(`reactor '${reactor}' is not registered for ${event.type} (job ${job.id})`);
+        }
+        await withMetadata(causationMetadata(table, event), () =>
+          this.#dispatcher.invoke(binding, event, { manager: dataSource.manager, reactor, mode: 'async', attempt: job.attemptsMade + 1, job }),
+        );
+        if (this.#keepOutboxUntil === 'completed') await deleteOutboxRowByJobKey(dataSource.manager, key);
+      } catch (error) {
+        if (!isConnectionLoss(error) || token === undefined) throw error;
+        // The database is away: try again later without counting an attempt (a failover or a
+        // restart may take longer than every retry of the job together).
+        const waited = Math.max(0, (job.attemptsStarted ?? 1) - job.attemptsMade - 1);
+        await job.moveToDelayed(Date.now() + Math.min(500 * 2 ** waited, 10_000), token);
+        throw new DelayedError();
+      }
     };
   }
+}
+
+/** Once jobs are in the queue: their outbox rows are deleted, or kept and marked until the jobs complete. */
+export async function settleOutboxRows(manager: EntityManager, rows: readonly OutboxRow[], keepUntil: 'enqueued' | 'completed'): Promise<void> {
+  const ids = rows.map((row) => row.id);
+  if (keepUntil === 'completed') await markOutboxRowsEnqueued(manager, ids);
+  else await deleteOutboxRows(manager, ids);
 }

@@ -18,6 +18,12 @@ export interface RelayOptions {
    * @defaultValue 100
    */
   batchSize?: number;
+  /**
+   * With `keepOutboxUntil: 'completed'`: milliseconds after which the relay checks that the job
+   * of a row still in the outbox is still in the queue, and adds it again if Redis lost it.
+   * @defaultValue 60000
+   */
+  recheckAfter?: number;
 }
 
 /** Where async reactor jobs go: a BullMQ queue on Redis (default) or on PostgreSQL. */
@@ -58,6 +64,21 @@ export interface ReactorQueueOptions {
    * @defaultValue 86400
    */
   keepCompletedFor?: number;
+  /**
+   * When an outbox row is deleted: once its job is in the queue (`'enqueued'`), or once the job
+   * has completed (`'completed'`). With `'completed'` the relay re-adds jobs that Redis lost (a
+   * restart without persistence, a failover to a replica that had not received them), so nothing
+   * is lost even with a Redis that forgets, at the cost of one more write per job.
+   * @defaultValue `'enqueued'`
+   */
+  keepOutboxUntil?: 'enqueued' | 'completed';
+  /**
+   * Milliseconds each step of closing (a worker, a relay, the queue) may take before its
+   * connections are dropped: a Redis that accepts connections but does not answer never lets a
+   * graceful close finish.
+   * @defaultValue 5000
+   */
+  closeTimeout?: number;
   /** The relay's timing. */
   relay?: RelayOptions;
 }

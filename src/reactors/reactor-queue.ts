@@ -3,6 +3,8 @@ import type { DataSource } from 'typeorm';
 import type { Dispatcher } from './dispatcher';
 import type { OutboxRow } from './outbox';
 import type { ReactorQueueOptions } from './reactor-queue-options';
+import { redisConnectionFromUrl } from './redis-connection';
+import { signJob, verifyJobSignature, type SignedJobFields } from './job-signature';
 
 /** What a reactor job carries: references to the event, never its body. */
 export interface ReactorJobData {
@@ -16,6 +18,10 @@ export interface ReactorJobData {
   reactor: string;
   /** The event's global position. */
   position: number;
+  /** The outbox row's random key, the last part of the job id. */
+  key: string;
+  /** HMAC of the job id and the fields above with the database's secret; see docs/security.md. */
+  signature: string;
 }
 
 /** Options of `es.worker()`, passed on to BullMQ's Worker. */
@@ -37,6 +43,13 @@ export interface ReactorWorkerOptions {
    */
   stalledInterval?: number;
   /**
+   * How many times a job may stall (its worker died or froze mid-run) before it is failed. A
+   * stall does not count as an attempt, so the default lets a job survive as many worker crashes
+   * in a row as it has attempts.
+   * @defaultValue the largest `attempts` of the queue and its reactors (3 unless configured)
+   */
+  maxStalledCount?: number;
+  /**
    * Run an outbox relay beside the worker.
    * @defaultValue true
    */
@@ -46,14 +59,7 @@ export interface ReactorWorkerOptions {
 function redisConnection(connection: ReactorQueueOptions['connection']): ConnectionOptions {
   if (connection === undefined) return { host: '127.0.0.1', port: 6379 };
   if (typeof connection !== 'string') return connection as ConnectionOptions;
-  const url = new URL(connection);
-  return {
-    host: url.hostname,
-    port: Number(url.port || 6379),
-    username: url.username ? decodeURIComponent(url.username) : undefined,
-    password: url.password ? decodeURIComponent(url.password) : undefined,
-    db: url.pathname.length > 1 ? Number(url.pathname.slice(1)) : undefined,
-  };
+  return redisConnectionFromUrl(connection);
 }
 
 function postgresConnection(connection: ReactorQueueOptions['connection'], dataSource: DataSource): Record<string, unknown> {
@@ -74,13 +80,22 @@ export class ReactorQueue {
   readonly #queue: Queue;
   readonly #options: ReactorQueueOptions;
   readonly #identity: string;
+  readonly #secret: string;
   readonly #dispatcher: Dispatcher;
   readonly #connection: ConnectionOptions | Record<string, unknown>;
   readonly #postgres: boolean;
 
-  constructor(options: ReactorQueueOptions, identity: string, dispatcher: Dispatcher, dataSource: DataSource, onError: (error: Error) => void) {
+  constructor(
+    options: ReactorQueueOptions,
+    database: { identity: string; secret: string },
+    dispatcher: Dispatcher,
+    dataSource: DataSource,
+    onError: (error: Error) => void,
+  ) {
     this.#options = options;
+    const identity = database.identity;
     this.#identity = identity;
+    this.#secret = database.secret;
     this.#dispatcher = dispatcher;
     // One queue per database by default: workers of two databases sharing one Redis (dev and
     // test, say) never pick up each other's jobs, and a reset database starts a fresh queue.
@@ -96,9 +111,39 @@ export class ReactorQueue {
     this.#queue.on('error', onError);
   }
 
-  /** The job id: database identity, global event position and reactor; `:` is not allowed by BullMQ. */
-  jobId(row: Pick<OutboxRow, 'position' | 'reactor'>): string {
-    return `${this.#identity}.${row.position}.${row.reactor}`;
+  /**
+   * The job id: database identity, global event position, reactor and the outbox row's random
+   * key, so that an id is never reused for another event, even when positions repeat after a
+   * restore or ids after a reset. `:` is not allowed by BullMQ.
+   */
+  jobId(row: Pick<OutboxRow, 'position' | 'reactor' | 'jobKey'>): string {
+    return `${this.#identity}.${row.position}.${row.reactor}.${row.jobKey}`;
+  }
+
+  /**
+   * The job's data if it was signed with this database's secret for this job id, else why not.
+   * A job added by another database, made up by someone who can write to Redis, or whose data
+   * was moved under another id is refused.
+   */
+  verify(jobId: string | undefined, data: unknown): { data: ReactorJobData } | { refused: string } {
+    if (!this.ownsJob(jobId)) {
+      return { refused: `job ${jobId} was added by another database than this worker's (${this.#identity}): give each database a queue name of its own` };
+    }
+    const candidate = (data ?? {}) as Partial<ReactorJobData>;
+    const wellFormed =
+      typeof candidate.table === 'string' &&
+      typeof candidate.type === 'string' &&
+      typeof candidate.reactor === 'string' &&
+      typeof candidate.key === 'string' &&
+      Number.isSafeInteger(candidate.id) &&
+      (candidate.id as number) > 0 &&
+      Number.isSafeInteger(candidate.position);
+    if (!wellFormed) return { refused: `job ${jobId} has malformed data: not a job this library added` };
+    const fields: SignedJobFields = { jobId: jobId!, ...(candidate as ReactorJobData) };
+    if (!verifyJobSignature(this.#secret, fields, candidate.signature)) {
+      return { refused: `job ${jobId} is not signed by this database: its data or id was changed, or it was added by someone else` };
+    }
+    return { data: candidate as ReactorJobData };
   }
 
   /**
@@ -120,12 +165,14 @@ export class ReactorQueue {
     await this.#queue.addBulk(
       rows.map((row) => {
         const binding = this.#dispatcher.asyncReactor(row.reactor);
-        const data: ReactorJobData = { table: row.eventsTable, id: row.eventId, type: row.eventType, reactor: row.reactor, position: row.position };
+        const jobId = this.jobId(row);
+        const fields = { table: row.eventsTable, id: row.eventId, type: row.eventType, reactor: row.reactor, position: row.position, key: row.jobKey };
+        const data: ReactorJobData = { ...fields, signature: signJob(this.#secret, { jobId, ...fields }) };
         return {
           name: row.reactor,
           data,
           opts: {
-            jobId: this.jobId(row),
+            jobId,
             attempts: binding?.attempts ?? this.#options.attempts ?? 3,
             backoff: { type: 'exponential', delay: binding?.backoff ?? this.#options.backoff ?? 1000 },
             removeOnComplete: { age: keepCompletedFor },
@@ -134,6 +181,11 @@ export class ReactorQueue {
         };
       }),
     );
+  }
+
+  /** Whether a row's job is in the queue, and in which state (`'unknown'` once Redis forgot it). */
+  async jobState(row: OutboxRow): Promise<string> {
+    return this.#queue.getJobState(this.jobId(row));
   }
 
   /** Jobs not finished yet: waiting, active, delayed (retrying) or prioritized. */
@@ -148,7 +200,13 @@ export class ReactorQueue {
   }
 
   createWorker(processor: Processor<ReactorJobData>, options: ReactorWorkerOptions): Worker<ReactorJobData> {
-    const tuning = { prefix: this.#options.prefix, concurrency: options.concurrency, lockDuration: options.lockDuration, stalledInterval: options.stalledInterval };
+    const tuning = {
+      prefix: this.#options.prefix,
+      concurrency: options.concurrency,
+      lockDuration: options.lockDuration,
+      stalledInterval: options.stalledInterval,
+      maxStalledCount: options.maxStalledCount ?? this.#dispatcher.maxAttempts(this.#options.attempts ?? 3),
+    };
     const workerOptions: WorkerOptions = {
       connection: this.#postgres ? (this.#connection as never) : ({ ...(this.#connection as object), maxRetriesPerRequest: null } as ConnectionOptions),
       // BullMQ takes an undefined option as a value, not as "use the default".

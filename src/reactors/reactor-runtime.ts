@@ -1,4 +1,4 @@
-import type { Processor, Worker } from 'bullmq';
+import type { Processor, Queue, Worker } from 'bullmq';
 import type { DataSource } from 'typeorm';
 import { EventSourcingConfigError } from '../errors/event-sourcing-config-error';
 import type { WrittenEvent } from '../events/transaction-log';
@@ -10,6 +10,7 @@ import { OutboxRelay } from './outbox-relay';
 import { Reactions } from './reactions';
 import { ReactorQueue, type ReactorJobData, type ReactorWorkerOptions } from './reactor-queue';
 import type { ReactorQueueOptions, RelayOptions } from './reactor-queue-options';
+import { checkRedisQueue } from './redis-requirements';
 import { withTimeout } from './with-timeout';
 
 /**
@@ -27,6 +28,7 @@ export class ReactorRuntime {
   readonly #relays = new Set<OutboxRelay>();
   /** Reactor calls running in this process's workers. */
   readonly #running = new Set<Promise<unknown>>();
+  #releaseQueueName: () => Promise<void> = async () => undefined;
 
   private constructor(
     dataSource: DataSource,
@@ -41,7 +43,7 @@ export class ReactorRuntime {
     this.#queue = queue;
     this.#queueOptions = queueOptions;
     this.#onError = onError;
-    this.reactions = new Reactions(dispatcher, queue, onError);
+    this.reactions = new Reactions(dispatcher, queue, onError, queueOptions.keepOutboxUntil ?? 'enqueued');
   }
 
   static async create(
@@ -57,16 +59,25 @@ export class ReactorRuntime {
       }
       return new ReactorRuntime(dataSource, registry, dispatcher, undefined, {}, onError);
     }
-    let identity: string;
+    let database: { identity: string; secret: string };
     try {
-      [{ id: identity }] = await dataSource.query(`SELECT id::text AS id FROM ${IDENTITY_TABLE}`);
+      [database] = await dataSource.query(`SELECT id::text AS identity, secret FROM ${IDENTITY_TABLE}`);
     } catch {
       throw new EventSourcingConfigError(
-        `table ${IDENTITY_TABLE} is missing: create the library's schema (synchronize, es.schema.create() or eventSourcingMigration) before attaching with a queue`,
+        `table ${IDENTITY_TABLE} is missing or out of date: create the library's schema (synchronize, es.schema.create() or eventSourcingMigration) before attaching with a queue`,
       );
     }
-    const queue = new ReactorQueue(queueOptions, identity, dispatcher, dataSource, (error) => onError(error));
-    return new ReactorRuntime(dataSource, registry, dispatcher, queue, queueOptions, onError);
+    const queue = new ReactorQueue(queueOptions, database, dispatcher, dataSource, (error) => onError(error));
+    const runtime = new ReactorRuntime(dataSource, registry, dispatcher, queue, queueOptions, onError);
+    if (queueOptions.backend !== 'postgres') {
+      try {
+        runtime.#releaseQueueName = await checkRedisQueue(queue, queueOptions, onError);
+      } catch (error) {
+        await runtime.close();
+        throw error;
+      }
+    }
+    return runtime;
   }
 
   /** The BullMQ queue async reactor jobs go to. */
@@ -91,13 +102,23 @@ export class ReactorRuntime {
     };
     const worker = this.queue.createWorker(tracked, options);
     worker.on('error', (error) => this.#onError(error));
+    // worker.close() must end even when Redis does not answer: the same bounded close es.close() uses.
+    const gracefulClose = worker.close.bind(worker);
+    let closing: Promise<void> | undefined;
+    worker.close = (force = false) => (closing ??= this.#closeWorker(worker, gracefulClose, force));
     this.#workers.add(worker);
     if (options.relay !== false) this.relay();
     return worker;
   }
 
   relay(options: RelayOptions = {}): OutboxRelay {
-    const relay = new OutboxRelay(this.#dataSource, this.queue, { ...this.#queueOptions.relay, ...options }, this.#onError).start();
+    const relay = new OutboxRelay(
+      this.#dataSource,
+      this.queue,
+      { ...this.#queueOptions.relay, ...options },
+      this.#onError,
+      this.#queueOptions.keepOutboxUntil ?? 'enqueued',
+    ).start();
     this.#relays.add(relay);
     return relay;
   }
@@ -109,40 +130,52 @@ export class ReactorRuntime {
     return outbox + jobs + this.reactions.deliveriesInProgress;
   }
 
-  /** Closes workers (letting running jobs finish), relays and the queue; every step runs even if one fails. */
+  /**
+   * Closes workers (letting running jobs finish), relays and the queue; every step runs even if
+   * one fails, and none takes longer than `closeTimeout` before its connections are dropped.
+   */
   async close(): Promise<void> {
+    const timeout = this.#closeTimeout;
     const steps: Promise<unknown>[] = [
-      ...[...this.#workers].map((worker) => this.#closeWorker(worker)),
-      ...[...this.#relays].map((relay) => relay.close()),
+      ...[...this.#workers].map((worker) => worker.close()),
+      ...[...this.#relays].map((relay) => withTimeout(relay.close(), timeout, 'closing the outbox relay')),
+      this.#releaseQueueName(),
     ];
     const results = await Promise.allSettled(steps);
     this.#workers.clear();
     this.#relays.clear();
-    await this.reactions.settle(2000);
+    await this.reactions.settle(Math.min(timeout, 2000));
     if (this.#queue) {
       const queue = this.#queue;
-      // While Redis is unreachable a graceful close never finishes: disconnect instead. BullMQ's
-      // disconnect() waits for an event a reconnecting ioredis client never emits
-      // (taskforcesh/bullmq#4656), so the Redis client is dropped without waiting.
-      await withTimeout(queue.close(), 2000, 'closing the reactor queue').catch(async () => {
-        if (this.#queueOptions.backend === 'postgres') await queue.queue.disconnect().catch(() => undefined);
-        else (await withTimeout(queue.queue.getBackend().client, 250, 'connecting to Redis').catch(() => undefined))?.disconnect();
-      });
+      await withTimeout(queue.close(), timeout, 'closing the reactor queue').catch(() => dropConnections(queue.queue, this.#queueOptions));
     }
     for (const result of results) if (result.status === 'rejected') this.#onError(result.reason);
   }
 
+  get #closeTimeout(): number {
+    return this.#queueOptions.closeTimeout ?? 5000;
+  }
+
   /**
-   * Closes a worker, its running jobs finishing first. While Redis does not answer, BullMQ's
-   * graceful close never ends: it waits for an event a reconnecting ioredis client never emits
-   * (taskforcesh/bullmq#4656). Then the reactor calls running here finish and the worker closes
-   * with force; a job it could not mark completed stays active in Redis and runs again elsewhere
-   * once its lock expires, as after a crash.
+   * Closes a worker, its running jobs finishing first, within `closeTimeout`. A Redis that is
+   * down, or up but not answering (frozen, failing over), never lets BullMQ's graceful close
+   * finish (taskforcesh/bullmq#4656): then the reactor calls running here get the same time to
+   * finish, and the worker's connections are dropped. A job it could not mark completed stays
+   * active in Redis and runs again elsewhere once its lock expires, as after a crash.
    */
-  async #closeWorker(worker: Worker<ReactorJobData>): Promise<void> {
-    if (this.#queueOptions.backend === 'postgres' || (await redisAnswers(worker))) return worker.close();
-    await Promise.allSettled([...this.#running]);
-    await worker.close(true);
+  async #closeWorker(worker: Worker<ReactorJobData>, gracefulClose: (force?: boolean) => Promise<void>, force: boolean): Promise<void> {
+    const timeout = this.#closeTimeout;
+    try {
+      // A Redis known to be down: no point waiting for a graceful close.
+      const down = this.#queueOptions.backend !== 'postgres' && !(await redisAnswers(worker));
+      if (down) await withTimeout(Promise.allSettled([...this.#running]), timeout, 'reactor calls in progress');
+      await withTimeout(gracefulClose(force || down), timeout, 'closing the reactor worker');
+    } catch {
+      await withTimeout(Promise.allSettled([...this.#running]), timeout, 'reactor calls in progress').catch(() => undefined);
+      await dropConnections(worker, this.#queueOptions);
+    } finally {
+      this.#workers.delete(worker);
+    }
   }
 }
 
@@ -150,4 +183,21 @@ export class ReactorRuntime {
 async function redisAnswers(worker: Worker<ReactorJobData>): Promise<boolean> {
   const client = await withTimeout(worker.getBackend().client, 250, 'connecting to Redis').catch(() => undefined);
   return client?.status === 'ready';
+}
+
+/**
+ * Drops the connections of a BullMQ worker or queue without waiting for anything: BullMQ's own
+ * disconnect() waits for an event a reconnecting or unanswering ioredis client never emits.
+ */
+async function dropConnections(owner: Worker<ReactorJobData> | Queue, options: ReactorQueueOptions): Promise<void> {
+  if (options.backend === 'postgres') {
+    await withTimeout(owner.disconnect(), 1000, 'disconnecting from PostgreSQL').catch(() => undefined);
+    return;
+  }
+  const backend = owner.getBackend() as unknown as { client?: Promise<unknown>; blockingClient?: Promise<unknown> };
+  for (const client of [backend.client, backend.blockingClient]) {
+    if (!client) continue;
+    const redis = (await withTimeout(client, 250, 'connecting to Redis').catch(() => undefined)) as { disconnect?: () => void } | undefined;
+    redis?.disconnect?.();
+  }
 }

@@ -9,6 +9,12 @@ export const OUTBOX_TABLE = 'es_outbox';
 export const IDENTITY_TABLE = 'es_identity';
 const REFUSE_FUNCTION = 'es_refuse_event_change';
 const TRIGGER = 'es_append_only';
+const TRUNCATE_TRIGGER = 'es_no_truncate';
+/**
+ * The session setting that lets TRUNCATE through the append-only wall, for test helpers
+ * (`SET LOCAL typeorm_es.allow_truncate = on` inside their transaction).
+ */
+export const ALLOW_TRUNCATE_SETTING = 'typeorm_es.allow_truncate';
 
 function qualifiedTable(driver: Driver, definition: AggregateDefinition): string {
   const { schema, tableName } = definition.eventsMetadata;
@@ -17,8 +23,8 @@ function qualifiedTable(driver: Driver, definition: AggregateDefinition): string
 
 /**
  * What the library needs in the database besides the tables TypeORM generates: the shared
- * position sequence, the reactor outbox, the database's identity and, on every events table, a
- * trigger refusing UPDATE and DELETE. Every statement is idempotent and safe to run from several
+ * position sequence, the reactor outbox, the database's identity and job-signing key and, on
+ * every events table, triggers refusing UPDATE, DELETE and TRUNCATE. Every statement is idempotent and safe to run from several
  * processes at once.
  */
 export function schemaStatements(driver: Driver, definitions: readonly AggregateDefinition[]): string[] {
@@ -34,14 +40,28 @@ export function schemaStatements(driver: Driver, definitions: readonly Aggregate
   reactor text NOT NULL,
   created_at timestamptz NOT NULL DEFAULT clock_timestamp()
 )`,
+    // A random key per row makes every job id new, even when positions repeat after a restore.
+    `ALTER TABLE ${OUTBOX_TABLE} ADD COLUMN IF NOT EXISTS job_key uuid NOT NULL DEFAULT gen_random_uuid()`,
+    // Set when the job is in the queue, for outboxes kept until their jobs complete.
+    `ALTER TABLE ${OUTBOX_TABLE} ADD COLUMN IF NOT EXISTS enqueued_at timestamptz`,
     `CREATE INDEX IF NOT EXISTS ${OUTBOX_TABLE}_created_at ON ${OUTBOX_TABLE} (created_at)`,
+    `CREATE UNIQUE INDEX IF NOT EXISTS ${OUTBOX_TABLE}_job_key ON ${OUTBOX_TABLE} (job_key)`,
     `CREATE TABLE IF NOT EXISTS ${IDENTITY_TABLE} (
   singleton boolean PRIMARY KEY DEFAULT true CHECK (singleton),
   id uuid NOT NULL DEFAULT gen_random_uuid()
 )`,
+    // The key reactor jobs are signed with: whoever can write to Redis cannot forge one.
+    `ALTER TABLE ${IDENTITY_TABLE} ADD COLUMN IF NOT EXISTS secret text NOT NULL DEFAULT (replace(gen_random_uuid()::text || gen_random_uuid()::text, '-', ''))`,
     `INSERT INTO ${IDENTITY_TABLE} DEFAULT VALUES ON CONFLICT DO NOTHING`,
     `CREATE OR REPLACE FUNCTION ${REFUSE_FUNCTION}() RETURNS trigger LANGUAGE plpgsql AS $fn$
 BEGIN
+  IF TG_OP = 'TRUNCATE' THEN
+    IF current_setting('${ALLOW_TRUNCATE_SETTING}', true) = 'on' THEN
+      RETURN NULL;
+    END IF;
+    RAISE EXCEPTION 'events are append-only: TRUNCATE on %.% refused (test helpers: SET LOCAL ${ALLOW_TRUNCATE_SETTING} = on)', TG_TABLE_SCHEMA, TG_TABLE_NAME
+      USING ERRCODE = 'restrict_violation';
+  END IF;
   RAISE EXCEPTION 'events are append-only: % on %.% refused', TG_OP, TG_TABLE_SCHEMA, TG_TABLE_NAME
     USING ERRCODE = 'restrict_violation';
 END
@@ -56,6 +76,10 @@ BEGIN
     CREATE TRIGGER ${TRIGGER} BEFORE UPDATE OR DELETE ON ${table}
       FOR EACH ROW EXECUTE FUNCTION ${REFUSE_FUNCTION}();
   END IF;
+  IF NOT EXISTS (SELECT 1 FROM pg_trigger WHERE tgname = '${TRUNCATE_TRIGGER}' AND tgrelid = ${literal}::regclass) THEN
+    CREATE TRIGGER ${TRUNCATE_TRIGGER} BEFORE TRUNCATE ON ${table}
+      FOR EACH STATEMENT EXECUTE FUNCTION ${REFUSE_FUNCTION}();
+  END IF;
 END
 $do$`);
   }
@@ -65,7 +89,10 @@ $do$`);
 /** The statements that undo {@link schemaStatements}. */
 export function dropSchemaStatements(driver: Driver, definitions: readonly AggregateDefinition[]): string[] {
   return [
-    ...definitions.map((definition) => `DROP TRIGGER IF EXISTS ${TRIGGER} ON ${qualifiedTable(driver, definition)}`),
+    ...definitions.flatMap((definition) => [
+      `DROP TRIGGER IF EXISTS ${TRIGGER} ON ${qualifiedTable(driver, definition)}`,
+      `DROP TRIGGER IF EXISTS ${TRUNCATE_TRIGGER} ON ${qualifiedTable(driver, definition)}`,
+    ]),
     `DROP FUNCTION IF EXISTS ${REFUSE_FUNCTION}()`,
     `DROP TABLE IF EXISTS ${OUTBOX_TABLE}`,
     `DROP TABLE IF EXISTS ${IDENTITY_TABLE}`,

@@ -1,10 +1,12 @@
 import { attachedTo } from '../event-sourcing';
 import type { EventSourcing } from '../event-sourcing';
-import { OUTBOX_TABLE } from '../schema/event-sourcing-schema';
+import { ALLOW_TRUNCATE_SETTING, OUTBOX_TABLE } from '../schema/event-sourcing-schema';
 
 /**
  * Empties every aggregate table, every events table and the outbox of the attached DataSource
  * (TRUNCATE ... RESTART IDENTITY CASCADE), for cleanup between test cases. Never in production.
+ * Events tables refuse TRUNCATE; this helper lets it through with the `typeorm_es.allow_truncate`
+ * setting, for its own transaction only.
  *
  * @example
  * ```ts
@@ -17,5 +19,9 @@ export async function resetEventStore(es?: EventSourcing): Promise<void> {
   const driver = dataSource.driver;
   const qualified = (metadata: { schema?: string; tableName: string }) => (metadata.schema ? `${driver.escape(metadata.schema)}.` : '') + driver.escape(metadata.tableName);
   const tables = registry.definitions.flatMap((definition) => [qualified(definition.eventsMetadata), qualified(definition.metadata)]);
-  await dataSource.query(`TRUNCATE ${[...tables, OUTBOX_TABLE].join(', ')} RESTART IDENTITY CASCADE`);
+  // Events tables refuse TRUNCATE unless the transaction says it is a test helper's.
+  await dataSource.transaction(async (manager) => {
+    await manager.query(`SET LOCAL ${ALLOW_TRUNCATE_SETTING} = on`);
+    await manager.query(`TRUNCATE ${[...tables, OUTBOX_TABLE].join(', ')} RESTART IDENTITY CASCADE`);
+  });
 }

@@ -99,7 +99,16 @@ describe("async reactors on BullMQ's PostgreSQL backend", () => {
     expect(job.id).toBe(runsOf(activated.id)[0].jobId);
     expect(job.id).toContain(identity);
     expect(job.id).not.toContain(':');
-    expect(job.data).toEqual({ table: 'subscription_events', id: activated.id, type: 'Subscription.Activated', reactor: 'Confirm', position: activated.position });
+    expect(job.data).toEqual({
+      table: 'subscription_events',
+      id: activated.id,
+      type: 'Subscription.Activated',
+      reactor: 'Confirm',
+      position: activated.position,
+      key: expect.stringMatching(/^[0-9a-f-]{36}$/),
+      signature: expect.stringMatching(/^[0-9a-f]{64}$/),
+    });
+    expect(job.id).toBe(`${identity}.${activated.position}.Confirm.${job.data.key}`);
     expect(await job.getState()).toBe('completed');
   });
 
@@ -136,7 +145,9 @@ describe("async reactors on BullMQ's PostgreSQL backend", () => {
       queue: { backend: 'postgres', name: `${queueName}-close` },
     });
     const worker = other.worker();
-    await second.manager.save(SubscriptionActivated.build({ subscription: new Subscription(), stripeKey: 'sub_close' }));
+    const subscription = new Subscription();
+    await second.manager.save(SubscriptionCreated.build({ subscription, userId: 1 }));
+    await second.manager.save(SubscriptionActivated.build({ subscription, stripeKey: 'sub_close' }));
     await waitForReactors(other);
     expect(seen).toEqual(['sub_close']);
 

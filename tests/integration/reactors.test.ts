@@ -422,14 +422,14 @@ describe('trigger reactor write path (the write-path lint guarantees, when a tri
     expect(await es.verify(Subscription, { id: subscription.id })).toEqual([]);
   });
 
-  test('an unsaved aggregate instance passed to build is created and receives its id and state', async () => {
+  test('an unsaved aggregate instance passed to a creating event is created and receives its id and state', async () => {
     const subscription = new Subscription();
-    const event = await write(SubscriptionNoteAdded.build({ subscription, note: 'first' }));
+    const event = await write(SubscriptionCreated.build({ subscription, userId: 77 }));
 
     expect(typeof subscription.id).toBe('number');
     expect(event.aggregateId).toBe(subscription.id);
-    expect(subscription).toMatchObject({ version: 1, notes: ['first'] });
-    expect(await subscriptionRow(suite.dataSource, subscription.id)).toMatchObject({ version: 1, notes: ['first'] });
+    expect(subscription).toMatchObject({ version: 1, userId: 77 });
+    expect(await subscriptionRow(suite.dataSource, subscription.id)).toMatchObject({ version: 1, userId: 77 });
   });
 
   test('a stale caller instance: the event is applied to the locked row, and the caller catches up', async () => {
@@ -682,10 +682,12 @@ describe('async reactors', () => {
     const subscription = await createSubscription(dataSource);
     await waitForReactors(es); // the creation's own hand-over is not what this test counts
     let event!: SubscriptionActivated;
+    let written!: AggregateEvent;
 
     const error = await rejectionOf(
       dataSource.transaction(async (manager) => {
         event = await manager.save(SubscriptionActivated.build({ subscription, stripeKey: 'sub_rollback' }));
+        written = { ...event } as unknown as AggregateEvent;
         expect(await outboxCount(manager)).toBe(2);
         throw new Error('the user changed their mind');
       }),
@@ -693,9 +695,11 @@ describe('async reactors', () => {
     expect(error.message).toBe('the user changed their mind');
     await waitForReactors(es);
 
-    expect(typeof event.id).toBe('number');
-    expect(runsOf(event)).toEqual([]);
-    expect(await jobsOf(es, event)).toEqual([]);
+    // The rolled-back event is unwritten again; the id it had inside the transaction has no job.
+    expect(event.id).toBeUndefined();
+    expect(typeof written.id).toBe('number');
+    expect(runsOf(written)).toEqual([]);
+    expect(await jobsOf(es, written)).toEqual([]);
     expect(await outboxCount(dataSource)).toBe(0);
   });
 
@@ -771,7 +775,10 @@ describe('async reactors', () => {
       type: 'Subscription.Activated',
       reactor: 'SendConfirmation',
       position: activated.position,
+      key: expect.stringMatching(/^[0-9a-f-]{36}$/),
+      signature: expect.stringMatching(/^[0-9a-f]{64}$/),
     });
+    expect(job.id).toBe(`${identity}.${activated.position}.SendConfirmation.${job.data.key}`);
     expect(runsOf(activated, 'SendConfirmation')[0].jobId).toBe(job.id);
     // One job per (event, reactor): the two reactors of this event have two ids.
     const ids = (await jobsOf(es, activated)).map((candidate) => candidate.id);
@@ -952,6 +959,14 @@ describe('two databases sharing one Redis and one queue name', () => {
     second = await testDataSource('reactors_shared_b', subscriptionEntities);
     const dispatcher = () => new Dispatcher().on(SubscriptionActivated, { async: Confirm });
     esFirst = await EventSourcing.attach(first, { dispatcher: dispatcher(), queue: { connection: redisUrl, name: shared } });
+    // The second database to attach under the name is refused...
+    const refused = await rejectionOf(EventSourcing.attach(second, { dispatcher: dispatcher(), queue: { connection: redisUrl, name: shared } }));
+    expect(refused).toBeInstanceOf(EventSourcingConfigError);
+    expect(refused.message).toBe(
+      `queue '${shared}' is used by another database (identity ${await identityOf(first)}, attached within the last 60 s): give each database a queue name of its own`,
+    );
+    // ...unless Redis could not tell it (it was unreachable then): the worker is the last wall.
+    await (await esFirst.queue.client).del(`bull:${shared}:typeorm-es-database`);
     esSecond = await EventSourcing.attach(second, { dispatcher: dispatcher(), queue: { connection: redisUrl, name: shared } });
   });
 
@@ -964,8 +979,8 @@ describe('two databases sharing one Redis and one queue name', () => {
   });
 
   test('identical event ids and positions in both databases give two distinct jobs; each runs against its own database', async () => {
-    const one = await first.manager.save(SubscriptionActivated.build({ subscription: new Subscription(), stripeKey: 'sub_first' }));
-    const two = await second.manager.save(SubscriptionActivated.build({ subscription: new Subscription(), stripeKey: 'sub_second' }));
+    const one = await first.manager.save(SubscriptionActivated.build({ subscription: await createSubscription(first), stripeKey: 'sub_first' }));
+    const two = await second.manager.save(SubscriptionActivated.build({ subscription: await createSubscription(second), stripeKey: 'sub_second' }));
     expect([one.id, one.position]).toEqual([two.id, two.position]);
     // The after-commit hand-over has put both in the queue.
     await waitUntil(async () => (await outboxCount(first)) + (await outboxCount(second)) === 0, 'both outboxes are empty');
@@ -1026,12 +1041,12 @@ describe('a database reset under one queue name', () => {
     dataSource = await testDataSource('reactors_reset', subscriptionEntities);
     es = await attach(dataSource);
     es.worker();
-    const before = await dataSource.manager.save(SubscriptionActivated.build({ subscription: new Subscription(), stripeKey: 'sub_before' }));
+    const before = await dataSource.manager.save(SubscriptionActivated.build({ subscription: await createSubscription(dataSource), stripeKey: 'sub_before' }));
     await waitForReactors(es);
     // A second event whose job is still waiting when the database goes away (no worker).
     await es.close();
     es = await attach(dataSource);
-    const unfinished = await dataSource.manager.save(SubscriptionActivated.build({ subscription: new Subscription(), stripeKey: 'sub_unfinished' }));
+    const unfinished = await dataSource.manager.save(SubscriptionActivated.build({ subscription: await createSubscription(dataSource), stripeKey: 'sub_unfinished' }));
     await waitUntil(async () => (await outboxCount(dataSource!)) === 0, 'the outbox is empty');
     const oldIdentity = await identityOf(dataSource);
     const oldJobs = await allJobs(es);
@@ -1043,8 +1058,8 @@ describe('a database reset under one queue name', () => {
     dataSource = await testDataSource('reactors_reset', subscriptionEntities);
     es = await attach(dataSource);
     expect(await identityOf(dataSource)).not.toBe(oldIdentity);
-    const after = await dataSource.manager.save(SubscriptionActivated.build({ subscription: new Subscription(), stripeKey: 'sub_after' }));
-    const again = await dataSource.manager.save(SubscriptionActivated.build({ subscription: new Subscription(), stripeKey: 'sub_again' }));
+    const after = await dataSource.manager.save(SubscriptionActivated.build({ subscription: await createSubscription(dataSource), stripeKey: 'sub_after' }));
+    const again = await dataSource.manager.save(SubscriptionActivated.build({ subscription: await createSubscription(dataSource), stripeKey: 'sub_again' }));
     expect([after.id, after.position]).toEqual([before.id, before.position]);
     expect([again.id, again.position]).toEqual([unfinished.id, unfinished.position]);
     // Every job is in the queue, the old database's waiting one first, before a worker starts.

@@ -87,7 +87,8 @@ describe('es.schema', () => {
     for (const table of EVENTS_TABLES) {
       expect(sql).toContain(`CREATE TRIGGER es_append_only BEFORE UPDATE OR DELETE ON "${table}"`);
     }
-    expect(sql.match(/CREATE TRIGGER/g)).toHaveLength(EVENTS_TABLES.length);
+    expect(sql.match(/CREATE TRIGGER es_append_only/g)).toHaveLength(EVENTS_TABLES.length);
+    expect(sql.match(/CREATE TRIGGER es_no_truncate BEFORE TRUNCATE/g)).toHaveLength(EVENTS_TABLES.length);
     for (const statement of es.schema.statements()) expect(sql).toContain(`${statement};`);
   });
 
