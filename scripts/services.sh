@@ -8,6 +8,7 @@
 #   scripts/services.sh start-redis | stop-redis   only Redis (for tests that stop and restart it)
 #   scripts/services.sh start-pg | stop-pg         only PostgreSQL (likewise)
 #
+# REDIS_PERSISTENCE=off starts Redis without its append-only file (a restart loses every key).
 # PG_STOP_MODE=fast|immediate picks how stop-pg stops PostgreSQL (fast: a clean shutdown;
 # immediate: no checkpoint, like a crash, recovered from the WAL on the next start).
 #
@@ -97,7 +98,16 @@ start_redis() {
   if [ "$(redis-cli -h 127.0.0.1 -p "$REDIS_PORT" ping 2>/dev/null)" = PONG ]; then
     say "reusing the Redis already listening on 127.0.0.1:$REDIS_PORT"; return 0
   fi
-  redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --daemonize yes --save '' --appendonly no \
+  # BullMQ needs noeviction (an evicted key breaks a queue) and the AOF so that waiting jobs
+  # survive a restart; REDIS_PERSISTENCE=off makes a Redis that forgets, for tests of that case.
+  local persistence
+  case "${REDIS_PERSISTENCE:-on}" in
+    on) persistence=(--appendonly yes --appendfsync everysec) ;;
+    off) persistence=(--appendonly no) ;;
+    *) say "REDIS_PERSISTENCE must be on or off, not $REDIS_PERSISTENCE"; exit 2 ;;
+  esac
+  redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --daemonize yes --save '' "${persistence[@]}" \
+    --maxmemory-policy noeviction \
     --dir "$REDIS_DIR" --pidfile "$REDIS_DIR/redis.pid" --logfile "$REDIS_DIR/redis.log"
   for _ in $(seq 1 100); do
     redis-cli -h 127.0.0.1 -p "$REDIS_PORT" ping >/dev/null 2>&1 && return 0
