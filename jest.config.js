@@ -22,7 +22,7 @@ const common = {
   testTimeout,
 };
 
-/** Starts (or reuses) PostgreSQL and Redis. */
+/** Starts (or reuses) PostgreSQL and Redis, and opens the run's figures directory. */
 const servers = '<rootDir>/tests/support/global-setup.ts';
 
 module.exports = {
@@ -31,6 +31,8 @@ module.exports = {
     { ...common, displayName: 'integration', roots: ['<rootDir>/tests/integration', '<rootDir>/tests/package'], globalSetup: servers },
     { ...common, displayName: 'reliability', roots: ['<rootDir>/tests/reliability'], globalSetup: servers },
   ],
+  // After the run, the figures the tests recorded (tests/support/figures.ts), summed.
+  reporters: ['default', '<rootDir>/tests/support/figures-reporter.js'],
   testTimeout,
   maxWorkers: 2,
 };
