@@ -6,6 +6,11 @@
 #   scripts/services.sh status   say what is running
 #   scripts/services.sh env      print DATABASE_URL and REDIS_URL lines for `eval`
 #   scripts/services.sh start-redis | stop-redis   only Redis (for tests that stop and restart it)
+#   scripts/services.sh start-pg | stop-pg         only PostgreSQL (likewise)
+#
+# REDIS_PERSISTENCE=off starts Redis without its append-only file (a restart loses every key).
+# PG_STOP_MODE=fast|immediate picks how stop-pg stops PostgreSQL (fast: a clean shutdown;
+# immediate: no checkpoint, like a crash, recovered from the WAL on the next start).
 #
 # Private instances for tests that stop and restart servers: set SERVICES_DIR, PG_PORT and
 # REDIS_PORT to other values. Servers listen on 127.0.0.1 only; data is throwaway.
@@ -93,7 +98,16 @@ start_redis() {
   if [ "$(redis-cli -h 127.0.0.1 -p "$REDIS_PORT" ping 2>/dev/null)" = PONG ]; then
     say "reusing the Redis already listening on 127.0.0.1:$REDIS_PORT"; return 0
   fi
-  redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --daemonize yes --save '' --appendonly no \
+  # BullMQ needs noeviction (an evicted key breaks a queue) and the AOF so that waiting jobs
+  # survive a restart; REDIS_PERSISTENCE=off makes a Redis that forgets, for tests of that case.
+  local persistence
+  case "${REDIS_PERSISTENCE:-on}" in
+    on) persistence=(--appendonly yes --appendfsync everysec) ;;
+    off) persistence=(--appendonly no) ;;
+    *) say "REDIS_PERSISTENCE must be on or off, not $REDIS_PERSISTENCE"; exit 2 ;;
+  esac
+  redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --daemonize yes --save '' "${persistence[@]}" \
+    --maxmemory-policy noeviction \
     --dir "$REDIS_DIR" --pidfile "$REDIS_DIR/redis.pid" --logfile "$REDIS_DIR/redis.log"
   for _ in $(seq 1 100); do
     redis-cli -h 127.0.0.1 -p "$REDIS_PORT" ping >/dev/null 2>&1 && return 0
@@ -110,10 +124,16 @@ stop_redis() {
   fi
 }
 
-stop_all() {
+stop_pg() {
+  local mode=${PG_STOP_MODE:-fast}
+  case "$mode" in fast|immediate) ;; *) say "PG_STOP_MODE must be fast or immediate, not $mode"; exit 2 ;; esac
   if [ -f "$PG_DIR/data/postmaster.pid" ]; then
-    as_pg_user "'$PG_BIN/pg_ctl' -D '$PG_DIR/data' -m fast -w stop" >/dev/null 2>&1 || true
+    as_pg_user "'$PG_BIN/pg_ctl' -D '$PG_DIR/data' -m $mode -w -t 60 stop" >/dev/null 2>&1 || true
   fi
+}
+
+stop_all() {
+  stop_pg
   stop_redis
 }
 
@@ -145,6 +165,16 @@ case "${1:-start}" in
     echo "REDIS_URL=redis://127.0.0.1:$REDIS_PORT"
     ;;
   stop-redis) stop_redis ;;
+  start-pg)
+    install_missing
+    PG_BIN=$(find_pg_bin)
+    start_pg
+    echo "DATABASE_URL=postgres://postgres@127.0.0.1:$PG_PORT/postgres"
+    ;;
+  stop-pg)
+    PG_BIN=$(find_pg_bin || echo /nonexistent)
+    stop_pg
+    ;;
   env) print_env ;;
-  *) echo "usage: $0 start|stop|status|env|start-redis|stop-redis" >&2; exit 2 ;;
+  *) echo "usage: $0 start|stop|status|env|start-redis|stop-redis|start-pg|stop-pg" >&2; exit 2 ;;
 esac

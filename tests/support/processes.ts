@@ -260,12 +260,15 @@ export async function freePort(): Promise<number> {
 /** A Redis of the test's own (scripts/services.sh start-redis), to stop and start again. */
 export class PrivateRedis {
   readonly #dir: string;
-  private constructor(readonly port: number) {
+  readonly #persistence: boolean;
+  private constructor(readonly port: number, options: { persistence?: boolean }) {
     this.#dir = mkdtempSync(path.join(os.tmpdir(), 'typeorm-es-redis-'));
+    this.#persistence = options.persistence ?? true;
   }
 
-  static async create(): Promise<PrivateRedis> {
-    return new PrivateRedis(await freePort());
+  /** `persistence: false` starts Redis without its append-only file: a restart loses every key. */
+  static async create(options: { persistence?: boolean } = {}): Promise<PrivateRedis> {
+    return new PrivateRedis(await freePort(), options);
   }
 
   get url(): string {
@@ -291,7 +294,7 @@ export class PrivateRedis {
 
   async #services(command: string): Promise<void> {
     await promisify(execFile)('bash', [path.join(root, 'scripts', 'services.sh'), command], {
-      env: { ...process.env, SERVICES_DIR: this.#dir, REDIS_PORT: String(this.port) },
+      env: { ...process.env, SERVICES_DIR: this.#dir, REDIS_PORT: String(this.port), REDIS_PERSISTENCE: this.#persistence ? 'on' : 'off' },
     });
   }
 }

@@ -23,6 +23,17 @@ test('each server has a health check and a named volume', () => {
   expect(compose.services.postgres.environment).not.toHaveProperty('POSTGRES_PASSWORD');
 });
 
+test('Redis runs as BullMQ requires: append-only file on (jobs survive a restart), no eviction', () => {
+  const command: string[] = compose.services.redis.command;
+  const option = (name: string) => command[command.indexOf(name) + 1];
+  expect(command[0]).toBe('redis-server');
+  expect(option('--appendonly')).toBe('yes');
+  expect(option('--appendfsync')).toBe('everysec');
+  expect(option('--maxmemory-policy')).toBe('noeviction');
+  expect(command).not.toContain('--save');
+  expect(compose.services.redis.volumes).toEqual(['redisdata:/data']);
+});
+
 test('the optional worker runs the demo worker once both servers are healthy', () => {
   const worker = compose.services.worker;
   expect(worker.profiles).toEqual(['worker']);
