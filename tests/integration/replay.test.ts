@@ -84,7 +84,11 @@ async function legacyRow(): Promise<number> {
 }
 
 async function truncate(): Promise<void> {
-  await dataSource.query('TRUNCATE "subscription_events", "subscription" RESTART IDENTITY');
+  // Events tables refuse TRUNCATE unless the transaction allows it, as resetEventStore does.
+  await dataSource.transaction(async (manager) => {
+    await manager.query('SET LOCAL typeorm_es.allow_truncate = on');
+    await manager.query('TRUNCATE "subscription_events", "subscription" RESTART IDENTITY');
+  });
 }
 
 describe('history', () => {
