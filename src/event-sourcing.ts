@@ -7,6 +7,7 @@ import { EventAlreadyWrittenError } from './errors/event-already-written-error';
 import { ImmutableEventError } from './errors/immutable-event-error';
 import type { AggregateEvent, EventMetadata } from './events/aggregate-event';
 import { withMetadata } from './events/metadata-scope';
+import { markAttached } from './events/attached-event-classes';
 import { assertExpectedVersion } from './events/expected-version';
 import { pendingWriteOf } from './events/pending-write';
 import { TransactionLog, type WrittenEvent } from './events/transaction-log';
@@ -153,6 +154,7 @@ export class EventSourcing {
     const es = new EventSourcing(dataSource, registry, reactors, onError);
     dataSource.subscribers.push(es.#subscriber);
     attached.set(dataSource, es);
+    markAttached(es.#eventsClasses, true);
     return es;
   }
 
@@ -297,6 +299,7 @@ export class EventSourcing {
     const index = this.#dataSource.subscribers.indexOf(this.#subscriber);
     if (index >= 0) this.#dataSource.subscribers.splice(index, 1);
     attached.delete(this.#dataSource);
+    markAttached(this.#eventsClasses, false);
     this.#listeners.clear();
     await this.#reactors.close();
   }
@@ -311,6 +314,10 @@ export class EventSourcing {
         this.#onError(error);
       }
     }
+  }
+
+  get #eventsClasses(): Function[] {
+    return this.#registry.definitions.map((definition) => definition.eventsMetadata.target as Function);
   }
 
   #assertOpen(): void {

@@ -78,7 +78,10 @@ export abstract class Command<E extends CommandEvents = AggregateEvent> {
     return false;
   }
 
-  /** Builds the event (or events, saved in order in one transaction) the command writes. */
+  /**
+   * Builds the event (or events, saved in order in one transaction) the command writes. An empty
+   * array means there is nothing to write: `call` returns `null`, as for a no-op.
+   */
   abstract buildEvent(): E | Promise<E>;
 
   /** Reports a problem from `validate()`. */
@@ -101,6 +104,8 @@ export abstract class Command<E extends CommandEvents = AggregateEvent> {
    * @throws ValidationError listing every failed attribute; nothing is built or written.
    * @throws ConcurrencyError when `expectedVersion` does not match, or conflicts outlast the retries.
    * @throws EventApplyError when the event's `apply` throws.
+   * @throws UsageError when `expectedVersion` is not a non-negative integer.
+   * @throws ConnectionLostError when the database connection broke during the write (retryable).
    */
   static call<C extends Command<any>>(this: new () => C, attributes: CommandAttributes<C>, options: CommandCallOptions = {}): Promise<EmittedBy<C> | null> {
     return runCommand(this, attributes as Record<string, unknown>, options) as Promise<EmittedBy<C> | null>;

@@ -5,6 +5,7 @@ import { EventSourcingConfigError } from '../errors/event-sourcing-config-error'
 import { ValidationError, type AttributeIssue } from '../errors/validation-error';
 import { attachedTo } from '../event-sourcing';
 import { AggregateEvent } from '../events/aggregate-event';
+import { assertExpectedVersion } from '../events/expected-version';
 import { pendingWriteOf } from '../events/pending-write';
 import { getMetadataStorage, type AttributeRecord } from '../metadata/metadata-storage';
 import type { Command, CommandCallOptions, CommandEvents } from './command';
@@ -53,6 +54,7 @@ export async function runCommand(
   options: CommandCallOptions,
 ): Promise<CommandEvents | null> {
   const name = CommandClass.name;
+  assertExpectedVersion(`${name}.call`, options.expectedVersion);
   const { es, internals } = attachedTo(options.manager);
   const storage = getMetadataStorage();
   const records = storage.attributesOf(CommandClass);
@@ -73,6 +75,7 @@ export async function runCommand(
     if (issues.length > 0) throw new ValidationError(name, issues);
     if (await command.noop()) return null;
     const built = await command.buildEvent();
+    if (Array.isArray(built) && built.length === 0) return null;
     const events: unknown[] = Array.isArray(built) ? built : [built];
     const expecting = new Set<ObjectLiteral>();
     for (const event of events) {

@@ -5,6 +5,7 @@ import { UnknownEventAttributeError } from '../errors/unknown-event-attribute-er
 import { getMetadataStorage } from '../metadata/metadata-storage';
 import { POSITION_SEQUENCE } from '../schema/event-sourcing-schema';
 import { collectData, hydrateData } from './event-data';
+import { isAttached } from './attached-event-classes';
 import { assertExpectedVersion } from './expected-version';
 import { pendingWriteOf } from './pending-write';
 
@@ -198,6 +199,18 @@ getMetadataArgsStorage().columns.push({
   options: { type: 'bigint', primary: true, transformer: integer },
 });
 getMetadataArgsStorage().generations.push({ target: AggregateEvent, propertyName: 'id', strategy: 'increment' });
+// Runs before any subscriber, in every DataSource: without an attached EventSourcing nothing
+// would apply the event, and TypeORM would send an INSERT missing its version and aggregate.
+Object.defineProperty(prototype, 'assertWritePathAttached', {
+  value(this: AggregateEvent) {
+    if (!isAttached(this.constructor)) {
+      throw new EventSourcingConfigError(
+        `${this.type} was saved through a DataSource without EventSourcing: call EventSourcing.attach(dataSource) after dataSource.initialize(), before writing events`,
+      );
+    }
+  },
+});
+getMetadataArgsStorage().entityListeners.push({ target: AggregateEvent, propertyName: 'assertWritePathAttached', type: 'before-insert' });
 Column({ type: 'int' })(prototype, 'version');
 Column({ name: 'schema_version', type: 'int', default: 1 })(prototype, 'schemaVersion');
 Column({ type: 'jsonb' })(prototype, 'data');

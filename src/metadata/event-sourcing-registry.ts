@@ -48,6 +48,15 @@ export class EventSourcingRegistry {
         }
         claimedTypes.set(type, child.target as Function);
       }
+      const listed = new Set(eventsMetadata.childEntityMetadatas.map((child) => child.target));
+      const unlisted = storage.eventTypes.filter((record) => !listed.has(record.target) && storage.eventsOfFor(record.target)?.target === eventsMetadata.target);
+      if (unlisted.length > 0) {
+        throw new EventSourcingConfigError(
+          `${unlisted.map((record) => `${record.target.name} ('${record.name}')`).join(', ')} extend${unlisted.length === 1 ? 's' : ''} ${eventsName} but ${
+            unlisted.length === 1 ? 'is' : 'are'
+          } not in the DataSource's entities: list every event class there, or TypeORM can neither save nor load ${unlisted.length === 1 ? 'it' : 'them'}`,
+        );
+      }
       const definition = new AggregateDefinition(metadata, eventsMetadata, version.propertyName, aggregate.exclude);
       this.#byAggregate.set(aggregateTarget, definition);
       this.#byEventsTable.set(eventsMetadata, definition);
