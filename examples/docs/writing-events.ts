@@ -5,7 +5,7 @@ import { Subscription, SubscriptionActivated, SubscriptionCancelled, Subscriptio
 /** docs/concepts.md: the ways to write events. Returns what the docs say happens. */
 export async function run(dataSource: DataSource, es: EventSourcing) {
   // #region create
-  // An event built without an aggregate creates one (version 1).
+  // An event type declared { creates: true }, built without an aggregate, creates one (version 1).
   const created = await dataSource.manager.save(SubscriptionCreated.build({ userId: 1 }));
   const subscription = await dataSource.manager.findOneByOrFail(Subscription, { id: created.aggregateId });
   // #endregion create
