@@ -65,10 +65,12 @@ function redisConnection(connection: ReactorQueueOptions['connection']): Connect
 function postgresConnection(connection: ReactorQueueOptions['connection'], dataSource: DataSource): Record<string, unknown> {
   if (typeof connection === 'string') return { connectionString: connection, schema: 'bullmq', migrate: true };
   if (connection) return { schema: 'bullmq', migrate: true, ...(connection as Record<string, unknown>) };
-  const options = dataSource.options as { url?: string; host?: string; port?: number; username?: string; password?: string; database?: string };
+  // The DataSource's own database, with its TLS settings: a queue must not downgrade them.
+  const options = dataSource.options as { url?: string; host?: string; port?: number; username?: string; password?: string; database?: string; ssl?: unknown };
+  const ssl = options.ssl === undefined ? {} : { ssl: options.ssl };
   return options.url
-    ? { connectionString: options.url, schema: 'bullmq', migrate: true }
-    : { host: options.host, port: options.port, user: options.username, password: options.password, database: options.database, schema: 'bullmq', migrate: true };
+    ? { connectionString: options.url, schema: 'bullmq', migrate: true, ...ssl }
+    : { host: options.host, port: options.port, user: options.username, password: options.password, database: options.database, schema: 'bullmq', migrate: true, ...ssl };
 }
 
 /**
