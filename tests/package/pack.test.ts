@@ -271,6 +271,141 @@ main().catch((error) => { console.error(error); process.exit(1); });
   });
 }, 120_000);
 
+test('the hardening holds from the installed package: bad input, forged jobs, a lost connection', async () => {
+  writeFileSync(
+    path.join(app, 'hardening-app.ts'),
+    `import 'reflect-metadata';
+import { Queue } from 'bullmq';
+import { Column, DataSource, Entity, PrimaryGeneratedColumn } from 'typeorm';
+import {
+  Aggregate, AggregateEvent, AggregateRequiredError, AggregateVersion, ConnectionLostError, Data, Dispatcher, EventSourcing,
+  EventsOf, EventType, HasEvents, InvalidEventDataError, UsageError, type ReactorContext,
+} from 'typeorm-event-sourcing';
+import { waitForReactors } from 'typeorm-event-sourcing/testing';
+
+@Aggregate()
+@Entity()
+class Ledger {
+  @PrimaryGeneratedColumn() id!: number;
+  @Column({ type: 'int', default: 0 }) balance!: number;
+  @AggregateVersion() version!: number;
+  @HasEvents(() => LedgerEvent) events!: LedgerEvent[];
+}
+
+@EventsOf(() => Ledger)
+abstract class LedgerEvent extends AggregateEvent<Ledger> {}
+
+@EventType('Ledger.Opened', { creates: true })
+class LedgerOpened extends LedgerEvent {
+  apply(ledger: Ledger) { return ledger; }
+}
+
+@EventType('Ledger.Credited')
+class LedgerCredited extends LedgerEvent {
+  @Data() amount!: number;
+  apply(ledger: Ledger) { ledger.balance += this.amount; return ledger; }
+}
+
+const runs: number[] = [];
+let killMe = false;
+
+async function Audit(event: LedgerCredited) { runs.push(event.amount); }
+async function Terminate(event: LedgerCredited, ctx: ReactorContext) {
+  if (!killMe) return;
+  killMe = false;
+  // Another session ends this transaction's connection, as a failover would.
+  const [{ pid }] = await ctx.manager.query('SELECT pg_backend_pid() AS pid');
+  await ctx.manager.connection.query('SELECT pg_terminate_backend($1)', [pid]);
+  await ctx.manager.query('SELECT 1');
+}
+
+async function errorOf(work: () => Promise<unknown>): Promise<string> {
+  try { await work(); return 'resolved'; } catch (error) { return \`\${(error as Error).name}: \${(error as Error).message}\`; }
+}
+
+async function main() {
+  const dataSource = new DataSource({ type: 'postgres', url: process.env.DATABASE_URL, synchronize: true, entities: [Ledger, LedgerEvent, LedgerOpened, LedgerCredited] });
+  await dataSource.initialize();
+  const dispatcher = new Dispatcher().on(LedgerCredited, { async: Audit, trigger: Terminate });
+  const es = await EventSourcing.attach(dataSource, { dispatcher, queue: { connection: process.env.REDIS_URL, name: process.env.QUEUE_NAME } });
+  const worker = es.worker();
+  const opened = await dataSource.manager.save(LedgerOpened.build({}));
+  const ledger = await dataSource.manager.findOneByOrFail(Ledger, { id: opened.aggregateId });
+
+  const orphan = await errorOf(() => dataSource.manager.save(LedgerCredited.build({ amount: 5 })));
+  const missing = await errorOf(async () => LedgerCredited.build({} as never));
+  const nestedDate = await errorOf(() => es.append(LedgerCredited.build({ ledger, amount: 1, metadata: { at: { when: new Date() } } })));
+  const stringId = await errorOf(() => es.history(Ledger, '1'));
+  const badVersion = await errorOf(() => es.append(LedgerCredited.build({ ledger, amount: 1 }), { expectedVersion: '1' as never }));
+
+  const credit = LedgerCredited.build({ ledger, amount: 10 });
+  await es.append(credit);
+  await waitForReactors(es);
+  // Someone with write access to Redis copies the real job under a new id, and makes one up.
+  const queue = new Queue(es.queue.name, { connection: { host: new URL(process.env.REDIS_URL!).hostname, port: Number(new URL(process.env.REDIS_URL!).port) } });
+  const [real] = await queue.getJobs(['completed']);
+  await queue.add('Audit', real.data, { jobId: real.id + '-again' });
+  await queue.add('Audit', { ...real.data, signature: '0'.repeat(64) }, { jobId: real.id!.replace(/[^.]+$/, '00000000-0000-0000-0000-000000000000') });
+  await waitForReactors(es);
+  const failed = (await queue.getJobs(['failed'])).map((job) => job.failedReason.replace(/job \\S+ /, 'job <id> ')).sort();
+  await queue.close();
+
+  killMe = true;
+  const before = { balance: ledger.balance, version: ledger.version };
+  const lost = LedgerCredited.build({ ledger, amount: 100 });
+  let lostError: unknown;
+  try { await es.append(lost); } catch (error) { lostError = error; }
+  const afterLoss = { balance: ledger.balance, version: ledger.version, eventId: lost.id ?? null };
+  const retried = await es.append(LedgerCredited.build({ ledger, amount: 100 }));
+  await waitForReactors(es);
+
+  console.log(JSON.stringify({
+    orphan: orphan.startsWith(AggregateRequiredError.name), missing, nestedDate, stringId, badVersion,
+    failed, runs,
+    lost: lostError instanceof ConnectionLostError && lostError.retryable, before, afterLoss, retriedVersion: retried.version,
+    usage: [stringId, badVersion].every((message) => message.startsWith(UsageError.name)),
+    invalid: [missing, nestedDate].every((message) => message.startsWith(InvalidEventDataError.name)),
+    balance: (await dataSource.manager.findOneByOrFail(Ledger, { id: ledger.id })).balance,
+    verified: await es.verify(Ledger),
+  }));
+  await worker.close();
+  await es.close();
+  await dataSource.destroy();
+}
+main().catch((error) => { console.error(error); process.exit(1); });
+`,
+  );
+  writeFileSync(path.join(app, 'tsconfig.hardening.json'), JSON.stringify({ extends: './tsconfig.json', include: ['hardening-app.ts'] }));
+  const compiled = spawnSync(process.execPath, [tsc, '-p', path.join(app, 'tsconfig.hardening.json')], { encoding: 'utf8' });
+  expect(compiled.stdout + compiled.stderr).toBe('');
+  const run = spawnSync(process.execPath, [path.join(app, 'out', 'hardening-app.js')], {
+    encoding: 'utf8',
+    env: { ...process.env, DATABASE_URL: await freshDatabase('pack_hardening'), QUEUE_NAME: `pack-hardening-${process.pid}-${Date.now()}` },
+  });
+  expect(run.stderr).toBe('');
+  expect(JSON.parse(run.stdout)).toEqual({
+    orphan: true,
+    missing: 'InvalidEventDataError: Ledger.Credited: amount is required (declare @Data({ optional: true }) for an attribute that may be left out)',
+    nestedDate:
+      'InvalidEventDataError: Ledger.Credited: metadata.at.when is a Date, which would read back as a string: store date.toISOString(), or make it a top-level @Data({ type: () => Date })',
+    stringId: "UsageError: history(Ledger): id must be an integer (the type of Ledger.id), got '1'",
+    badVersion: "UsageError: es.append(Ledger.Credited): expectedVersion must be a non-negative integer, got '1' (string)",
+    failed: [
+      'job <id> is not signed by this database: its data or id was changed, or it was added by someone else',
+      'job <id> is not signed by this database: its data or id was changed, or it was added by someone else',
+    ],
+    runs: [10, 100],
+    lost: true,
+    before: { balance: 10, version: 2 },
+    afterLoss: { balance: 10, version: 2, eventId: null },
+    retriedVersion: 3,
+    usage: true,
+    invalid: true,
+    balance: 110,
+    verified: [],
+  });
+}, 120_000);
+
 test('the exports map exposes the entry point and package.json, not internal files', () => {
   const probe = (specifier: string) =>
     spawnSync(process.execPath, ['-e', `require(${JSON.stringify(specifier)})`], { cwd: app, encoding: 'utf8' });
