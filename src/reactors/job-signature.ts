@@ -1,15 +1,8 @@
 import { createHmac, timingSafeEqual } from 'node:crypto';
+import type { ReactorJobData } from './reactor-queue';
 
-/** The fields of a reactor job that name what it runs, in the order they are signed. */
-export interface SignedJobFields {
-  jobId: string;
-  table: string;
-  id: number;
-  type: string;
-  reactor: string;
-  position: number;
-  key: string;
-}
+/** What a job's signature covers: its id and every field of its data but the signature. */
+export type SignedJobFields = Omit<ReactorJobData, 'signature'> & { jobId: string };
 
 function canonical(fields: SignedJobFields): string {
   return JSON.stringify([fields.jobId, fields.table, fields.id, fields.type, fields.reactor, fields.position, fields.key]);
