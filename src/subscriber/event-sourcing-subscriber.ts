@@ -62,14 +62,14 @@ export class EventSourcingSubscriber implements EntitySubscriberInterface {
     if (pending.state) throw new EventAlreadyWrittenError(entity.type, pending.state);
     pending.state = 'in flight';
     const outer = this.#running.getStore();
-    return this.#serial(event.queryRunner, async () => {
-      try {
-        this.#assertNoSelfDeadlock(outer, event.queryRunner, definition, entity);
-        await writeEvent(event.manager, definition, entity, this.log);
-      } catch (error) {
-        pending.state = undefined;
-        throw asConnectionLost(error, definition, entity);
-      }
+    const write = this.#serial(event.queryRunner, async () => {
+      this.#assertNoSelfDeadlock(outer, event.queryRunner, definition, entity);
+      await writeEvent(event.manager, definition, entity, this.log);
+    });
+    // Also when the work never ran because work queued before it failed.
+    return write.catch((error: unknown) => {
+      pending.state = undefined;
+      throw asConnectionLost(error, definition, entity);
     });
   }
 
