@@ -164,6 +164,10 @@ export class EventSourcing {
    *
    * @throws ConcurrencyError when the aggregate is not at `expectedVersion`, or on a serialization failure or deadlock.
    * @throws EventApplyError when `apply` throws; nothing is written.
+   * @throws ConnectionLostError when the connection broke during the write; the aggregate instance and the event are as they were.
+   * @throws UsageError for an `expectedVersion` that is not a non-negative integer, or an event not made by `build`.
+   * @throws AggregateRequiredError for an event type that does not create its aggregate, built without one.
+   * @throws EventAlreadyWrittenError when this event instance is being written already.
    */
   async append<E extends AggregateEvent>(event: E, options: AppendOptions = {}): Promise<E> {
     this.#assertOpen();
@@ -191,7 +195,12 @@ export class EventSourcing {
     }
   }
 
-  /** The aggregate's events in version order: its audit log. */
+  /**
+   * The aggregate's events in version order: its audit log.
+   *
+   * @throws UsageError for an id of the wrong type for the primary column.
+   * @throws AggregateNotFoundError for an aggregate that does not exist.
+   */
   async history<A extends object>(aggregate: AggregateClass<A>, id: unknown, options: { manager?: EntityManager } = {}): Promise<AggregateEvent<A>[]> {
     this.#assertOpen();
     return loadHistory(options.manager ?? this.#dataSource.manager, this.#registry.aggregate(aggregate), id);
@@ -203,13 +212,19 @@ export class EventSourcing {
    *
    * @throws VersionOutOfRangeError for a version the aggregate has not reached.
    * @throws AggregateNotFoundError for an aggregate that does not exist.
+   * @throws UsageError for an id of the wrong type, or options that are not exactly one of a
+   * version from 1 to 2^31 - 1 and a valid Date.
    */
   async stateAt<A extends object>(aggregate: AggregateClass<A>, id: unknown, options: StateAtOptions): Promise<A | null> {
     this.#assertOpen();
     return (await stateAt(this.#dataSource.manager, this.#registry.aggregate(aggregate), id, options)) as A | null;
   }
 
-  /** Replays the aggregate's events into its row, under the row lock, and returns the row. */
+  /**
+   * Replays the aggregate's events into its row, under the row lock, and returns the row.
+   *
+   * @throws UsageError for an id of the wrong type; AggregateNotFoundError for a missing aggregate.
+   */
   async rebuild<A extends object>(aggregate: AggregateClass<A>, id: unknown): Promise<A> {
     this.#assertOpen();
     return (await rebuildOne(this.#dataSource.manager, this.#registry.aggregate(aggregate), id)) as A;
@@ -221,7 +236,11 @@ export class EventSourcing {
     return rebuildAll(this.#dataSource.manager, this.#registry.aggregate(aggregate), options);
   }
 
-  /** The rows whose sourced columns or version differ from the replay of their events. */
+  /**
+   * The rows whose sourced columns or version differ from the replay of their events.
+   *
+   * @throws UsageError for an `id` option of the wrong type; AggregateNotFoundError for a missing one.
+   */
   async verify<A extends object>(aggregate: AggregateClass<A>, options: VerifyOptions = {}): Promise<VerifyMismatch[]> {
     this.#assertOpen();
     return verify(this.#dataSource.manager, this.#registry.aggregate(aggregate), options);
@@ -254,7 +273,9 @@ export class EventSourcing {
   /**
    * A BullMQ Worker running the async reactors, with an outbox relay beside it (unless
    * `relay: false`). Run as many as you like, in as many processes and machines as you like,
-   * on the same queue. `es.close()` closes it; so does `worker.close()`.
+   * on the same queue. `es.close()` closes it; so does `worker.close()`. Either lets running jobs
+   * finish, and neither waits longer than `queue.closeTimeout` per step: a Redis that is down or
+   * does not answer gets its connections dropped instead.
    */
   worker(options: ReactorWorkerOptions = {}): Worker<ReactorJobData> {
     this.#assertOpen();
@@ -291,7 +312,8 @@ export class EventSourcing {
 
   /**
    * Closes the workers (running jobs finish first), relays and queue this instance started, and
-   * unregisters the write path. Idempotent; every step runs even if one fails.
+   * unregisters the write path. Idempotent; every step runs even if one fails, and none waits
+   * longer than `queue.closeTimeout` (5000 ms) before dropping its connections.
    */
   async close(): Promise<void> {
     if (this.#closed) return;
