@@ -1,4 +1,6 @@
 import { AsyncLocalStorage } from 'node:async_hooks';
+import { isPlainObject } from '../aggregates/column-values';
+import { UsageError } from '../errors/usage-error';
 import type { EventMetadata } from '../events/aggregate-event';
 
 /**
@@ -9,6 +11,7 @@ import type { EventMetadata } from '../events/aggregate-event';
 const scope = new AsyncLocalStorage<EventMetadata>();
 
 export function withMetadata<T>(metadata: EventMetadata, fn: () => T): T {
+  if (!isPlainObject(metadata)) throw new UsageError('es.withMetadata', 'metadata', 'must be a plain object');
   return scope.run({ ...scope.getStore(), ...metadata }, fn);
 }
 

@@ -1,3 +1,4 @@
+import { isIP } from 'node:net';
 import type { ConnectionOptions } from 'bullmq';
 import { EventSourcingConfigError } from '../errors/event-sourcing-config-error';
 
@@ -63,7 +64,8 @@ export function redisConnectionFromUrl(text: string): ConnectionOptions {
     else options[key] = optionValue(url, key, value);
   }
   if (scheme === 'rediss' || options.tls === true) {
-    options.tls = { servername: options.host, ...tls };
+    // SNI takes host names only: an IP address is checked against the certificate without it.
+    options.tls = { ...(isIP(String(options.host)) ? {} : { servername: options.host }), ...tls };
   } else if (Object.keys(tls).length > 0) {
     throw new EventSourcingConfigError(`Redis URL TLS options (${Object.keys(tls).join(', ')}) need the rediss:// scheme (${redacted(url)})`);
   } else {

@@ -50,16 +50,23 @@ export class EventSourcingSubscriber implements EntitySubscriberInterface {
     const definition = this.registry.forEventsMetadata(event.metadata);
     if (!definition) return;
     const entity = event.entity;
+    // Refusals go through the connection's queue like writes: TypeORM stops waiting for the other
+    // entities of a save([...]) at the first rejection and rolls back, and a write of an earlier
+    // entity still running would then go on outside the transaction.
     if (!(entity instanceof AggregateEvent)) {
       // A plain object would be stored as is: no apply, no aggregate row, any version.
-      throw new EventSourcingConfigError(
+      const refusal = new EventSourcingConfigError(
         `${definition.eventsMetadata.tableName}: an event is written by saving an instance of its event class (built with build()), not a plain object`,
       );
+      return this.#serial(event.queryRunner, () => Promise.reject(refusal));
     }
     // Claimed before anything is awaited, so that a second save of the same instance, on another
-    // connection, finds it taken.
+    // connection or later in the same save([...]), finds it taken.
     const pending = pendingWriteOf(entity);
-    if (pending.state) throw new EventAlreadyWrittenError(entity.type, pending.state);
+    if (pending.state) {
+      const refusal = new EventAlreadyWrittenError(entity.type, pending.state);
+      return this.#serial(event.queryRunner, () => Promise.reject(refusal));
+    }
     pending.state = 'in flight';
     const outer = this.#running.getStore();
     const write = this.#serial(event.queryRunner, async () => {
