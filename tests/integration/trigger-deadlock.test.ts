@@ -135,6 +135,8 @@ test('a command: the same refusal, not retried', async () => {
   expect(calls).toBe(2);
 }, bound);
 
+// Controls: what the check must let through (these pass without the fix as well).
+
 test('through ctx.manager the same reactor writes both events in one transaction', async () => {
   const subscription = await createSubscription();
   const activated = await dataSource.manager.save(SubscriptionActivated.build({ subscription, stripeKey: 'ctx_ok' }));
