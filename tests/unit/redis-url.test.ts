@@ -43,11 +43,16 @@ describe('redisConnectionFromUrl', () => {
   });
 
   test('rediss:// with ?rejectUnauthorized=false (a self-signed certificate) as a boolean', () => {
-    expect(redisConnectionFromUrl('rediss://127.0.0.1:6390?rejectUnauthorized=false')).toEqual({
-      host: '127.0.0.1',
+    expect(redisConnectionFromUrl('rediss://redis.internal:6390?rejectUnauthorized=false')).toEqual({
+      host: 'redis.internal',
       port: 6390,
-      tls: { servername: '127.0.0.1', rejectUnauthorized: false },
+      tls: { servername: 'redis.internal', rejectUnauthorized: false },
     });
+  });
+
+  test('rediss:// to an IP address: TLS without an SNI name (SNI takes host names only)', () => {
+    expect(redisConnectionFromUrl('rediss://127.0.0.1:6390')).toEqual({ host: '127.0.0.1', port: 6390, tls: {} });
+    expect(redisConnectionFromUrl('rediss://[::1]:6390?rejectUnauthorized=false')).toEqual({ host: '::1', port: 6390, tls: { rejectUnauthorized: false } });
   });
 
   test('numeric query options arrive as numbers: family, db, connectTimeout', () => {
