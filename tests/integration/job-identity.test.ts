@@ -40,7 +40,7 @@ let es: EventSourcing;
 beforeAll(async () => {
   dataSource = await testDataSource(`defects_job_identity_${process.pid}`, subscriptionEntities);
   es = await EventSourcing.attach(dataSource, {
-    dispatcher: new Dispatcher().on(SubscriptionActivated, { async: Confirm, backoff: 300 }),
+    dispatcher: new Dispatcher().on(SubscriptionActivated, { async: Confirm, backoff: 1500 }),
     queue: { connection: redisUrl, name: queueName },
   });
 });
@@ -111,6 +111,7 @@ test('after the position sequence is reset, events that reuse positions still ge
 test('after resetEventStore, a waiting and a retrying job of old events are refused by the new rows, which run their own jobs once', async () => {
   await resetEventStore(es);
   // The retrying job: its first attempt fails, then it waits for its retry.
+  // The 1.5 s backoff leaves time to close the worker before the retry is due.
   let worker: Worker = es.worker({ relay: false });
   const retrying = await activate('retry-old');
   await waitFor('the first attempt to fail', async () => (await jobsOf(retrying))[0]?.attemptsMade === 1, 10_000, 20);
@@ -141,11 +142,13 @@ test('after resetEventStore, a waiting and a retrying job of old events are refu
     await worker.close();
   }
 
-  for (const [job, old, now] of [
-    [retryJob, retrying, fresh[0]],
-    [waitJob, waiting, fresh[1]],
+  // Refused as unrecoverable: no attempt left for later, whatever the job had left.
+  for (const [job, old, now, attemptsMade] of [
+    [retryJob, retrying, fresh[0], 2],
+    [waitJob, waiting, fresh[1], 1],
   ] as const) {
     const failed = (await es.queue.getJob(job.id!))!;
+    expect(failed.attemptsMade).toBe(attemptsMade);
     expect(failed.failedReason).toBe(
       `subscription_events row ${old.id} is not the event job ${job.id} was added for (it is Subscription.Activated at position ${now.position}, the job names Subscription.Activated at position ${old.position}): the table was reset or restored`,
     );
