@@ -14,6 +14,7 @@ import { BumpOrder, OrderBumped, outageEntities } from './outage-model';
  *
  * Commands:
  *   {"cmd":"create","count":n}            n new orders, kept in memory; replies {"type":"created","ids":[...]}
+ *   {"cmd":"save","count":n}              n new orders, not kept; replies {"type":"saved","durations":[ms per save],"errors":[...]}
  *   {"cmd":"write-loop","mode":"append"|"command"}
  *                                          one loop per order, each bumping its own order until stopped
  *                                          (es.append with the instance's version expected, or BumpOrder.call);
@@ -197,6 +198,20 @@ async function main(): Promise<void> {
         ids.push(order.id);
       }
       return { type: 'created', ids };
+    },
+    async save({ count }) {
+      const durations: number[] = [];
+      const errors: string[] = [];
+      for (let i = 0; i < count; i += 1) {
+        const started = performance.now();
+        try {
+          await es.append(OrderPlaced.build({ number: i }));
+        } catch (error) {
+          errors.push((error as Error)?.stack ?? String(error));
+        }
+        durations.push(performance.now() - started);
+      }
+      return { type: 'saved', durations, errors };
     },
     async 'write-loop'({ mode }) {
       stopping = false;

@@ -18,6 +18,7 @@ let queue: Queue | undefined;
 let es: EventSourcing | undefined;
 
 afterEach(async () => {
+  jest.restoreAllMocks();
   await es?.close();
   await redis?.start(); // a failed test may have left it stopped: clean the queue, then stop it
   await queue?.obliterate({ force: true }).catch(() => undefined);
@@ -175,6 +176,8 @@ test("without persistence but with keepOutboxUntil: 'completed', the relay adds 
 
 test('a Redis that may evict keys (maxmemory-policy allkeys-lru) is reported at attach', async () => {
   db = await OutageDatabase.create('redis_evicting');
+  // BullMQ prints its own eviction warning on the console; the library's goes through onError.
+  jest.spyOn(console, 'warn').mockImplementation(() => undefined);
   handStarted = await HandStartedRedis.start(['--maxmemory-policy', 'allkeys-lru', '--appendonly', 'yes']);
   const attached = await attach(handStarted.url, uniqueQueueName('evicting'));
   es = attached.es;

@@ -72,6 +72,11 @@ export class OutageDatabase {
     return rows.map((row) => row.pair).sort();
   }
 
+  /** Every reactor run recorded, in order. */
+  async runs(): Promise<Array<{ eventId: number; reactor: string; pid: number; jobId: string | null }>> {
+    return this.dataSource.query(`SELECT event_id::int AS "eventId", reactor, pid, job_id AS "jobId" FROM ${RUNS_TABLE} ORDER BY id`);
+  }
+
   /** Per order: its row's version, its events, and the lowest and highest event version. */
   async orderHistories(): Promise<Array<{ id: number; version: number; events: number; first: number; last: number }>> {
     const aggregateColumn = this.dataSource.getMetadata(OrderEvent).columns.find((column) => column.propertyName === 'aggregateId')!.databaseName;
