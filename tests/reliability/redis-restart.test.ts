@@ -94,7 +94,8 @@ test('with the append-only file, jobs waiting in Redis when it restarts run once
   const attached = await attach(redis.url, name);
   es = attached.es;
   const eventIds = await twentyWaitingJobs();
-  expect(await db.outboxCount()).toBe(0); // handed over: only Redis holds the jobs now
+  // Handed over: only Redis holds the jobs now.
+  await waitFor('an empty outbox', async () => (await db!.outboxCount()) === 0, 5000);
   const waitingIds = (await queue.getJobs(['waiting'])).map((job) => job.id).sort();
 
   await restartRedis();
@@ -130,7 +131,7 @@ test('without persistence, attach warns that waiting jobs would be lost, and a r
 
   const eventIds = await twentyWaitingJobs();
   expect(eventIds).toHaveLength(10);
-  expect(await db.outboxCount()).toBe(0);
+  await waitFor('an empty outbox', async () => (await db!.outboxCount()) === 0, 5000);
   await restartRedis();
   expect(await jobCounts(queue)).toEqual(onlyCompleted(0));
 
