@@ -185,19 +185,23 @@ export class EventSourcing {
     }
     const definition = this.#registry.forEventsMetadata(this.#dataSource.getMetadata(event.constructor));
     if (!definition) throw new EventSourcingConfigError(`${event.constructor.name} is not an event class of this DataSource`);
+    const state = pendingWriteOf(event).state;
+    if (state === 'in flight') throw new EventAlreadyWrittenError(event.type, state);
     if (event.id !== undefined && event.id !== null) {
       throw new ImmutableEventError(definition.eventsMetadata.tableName, 'update', event.id);
     }
-    const state = pendingWriteOf(event).state;
-    if (state) throw new EventAlreadyWrittenError(event.type, state);
     assertExpectedVersion(`es.append(${event.type})`, options.expectedVersion);
     if (options.expectedVersion !== undefined) pendingWriteOf(event).expectedVersion = options.expectedVersion;
     const manager = options.manager ?? this.#dataSource.manager;
     try {
       return await manager.save(event);
     } catch (error) {
-      const aggregateId = event.aggregateId ?? (pendingWriteOf(event).aggregate ? definition.idOf(pendingWriteOf(event).aggregate as object) : undefined);
-      if (isConnectionLoss(error) && !(error instanceof ConnectionLostError)) throw new ConnectionLostError(definition.name, aggregateId, error);
+      const pending = pendingWriteOf(event);
+      const aggregateId = event.aggregateId ?? (pending.aggregate ? definition.idOf(pending.aggregate) : undefined);
+      if (isConnectionLoss(error) && !(error instanceof ConnectionLostError)) {
+        // Its own transaction (no manager given) got to COMMIT: the loss met the COMMIT.
+        throw new ConnectionLostError(definition.name, aggregateId, error, Boolean(pending.awaitingCommit) && !options.manager);
+      }
       throw asConcurrencyError(error, definition, aggregateId);
     }
   }
@@ -312,6 +316,8 @@ export class EventSourcing {
   /**
    * Async reactor work not finished yet: outbox rows not in the queue, hand-overs in progress, and
    * jobs waiting, active or waiting for a retry. Failed jobs (attempts exhausted) do not count.
+   * With `keepOutboxUntil: 'completed'`, a job Redis lost counts again once the relay has added
+   * it back (after `relay.recheckAfter`).
    */
   async pendingReactorJobs(): Promise<number> {
     this.#assertOpen();

@@ -1,8 +1,10 @@
 import { EventSourcingError } from './event-sourcing-error';
 
 /**
- * One event instance was saved a second time while its first write was in flight, or after it
- * committed. An event is written once: build a new one for a new fact.
+ * One event instance was saved a second time while its first write was in flight (or, by a
+ * concurrent save, just after it committed). An event is written once: build a new one for a new
+ * fact. Later, `es.append` of a written event raises `ImmutableEventError`; `manager.save` of it
+ * finds nothing changed and writes nothing.
  */
 export class EventAlreadyWrittenError extends EventSourcingError {
   constructor(

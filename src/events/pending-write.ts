@@ -12,6 +12,8 @@ export interface PendingWrite {
   built?: boolean;
   /** `'in flight'` from the start of its write until COMMIT or rollback, then `'written'` or unset. */
   state?: 'in flight' | 'written';
+  /** Whether its last write got past its own statements (and its trigger reactors) to COMMIT. */
+  awaitingCommit?: boolean;
 }
 
 const pendingWrites = new WeakMap<object, PendingWrite>();

@@ -72,12 +72,13 @@ export class OutboxRelay {
       if (rows.length === 0) return 0;
       const states = await withTimeout(Promise.all(rows.map((row) => this.#queue.jobState(row))), Math.max(this.#interval, 5000), 'reading job states');
       const lost = rows.filter((_, index) => states[index] === 'unknown');
-      const completed = rows.filter((_, index) => states[index] === 'completed');
+      // A job that completed, or failed for good, is BullMQ's to report from here on.
+      const finished = rows.filter((_, index) => states[index] === 'completed' || states[index] === 'failed');
       if (lost.length > 0) await withTimeout(this.#queue.add(lost), Math.max(this.#interval, 5000), 'adding lost jobs again');
-      await deleteOutboxRows(manager, completed.map((row) => row.id));
+      await deleteOutboxRows(manager, finished.map((row) => row.id));
       await markOutboxRowsEnqueued(
         manager,
-        rows.filter((row) => !completed.includes(row)).map((row) => row.id),
+        rows.filter((row) => !finished.includes(row)).map((row) => row.id),
       );
       return lost.length;
     });

@@ -38,6 +38,8 @@ export class Reactions {
   /** In the event's transaction, right after its INSERT. Returns the outbox rows written. */
   async afterInsert(manager: EntityManager, definition: AggregateDefinition, event: AggregateEvent): Promise<OutboxRow[]> {
     const table = definition.eventsMetadata.tableName;
+    // Read now: a connection lost while a reactor runs puts the event's fields back at once.
+    const aggregateId = event.aggregateId;
     const asyncReactors = this.#dispatcher.reactorsFor(event, 'async');
     const outbox = asyncReactors.length
       ? await insertOutboxRows(manager, { table, id: event.id, position: event.position, type: event.type }, asyncReactors.map((binding) => binding.name))
@@ -53,8 +55,8 @@ export class Reactions {
         // A conflict stays a conflict and a lost connection stays one, so that callers (and
         // commands) can retry them.
         if (error instanceof ConcurrencyError || error instanceof ConnectionLostError || error instanceof ReactorDeadlockError) throw error;
-        if (isConnectionLoss(error)) throw new ConnectionLostError(definition.name, event.aggregateId, error);
-        throw new ReactorError(binding.name, event.type, event.aggregateId, error);
+        if (isConnectionLoss(error)) throw new ConnectionLostError(definition.name, aggregateId, error);
+        throw new ReactorError(binding.name, event.type, aggregateId, error);
       }
     }
     return outbox;

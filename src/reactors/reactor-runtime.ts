@@ -194,7 +194,10 @@ async function dropConnections(owner: Worker<ReactorJobData> | Queue, options: R
     await withTimeout(owner.disconnect(), 1000, 'disconnecting from PostgreSQL').catch(() => undefined);
     return;
   }
-  const backend = owner.getBackend() as unknown as { client?: Promise<unknown>; blockingClient?: Promise<unknown> };
+  const backend = owner.getBackend() as unknown as { client?: Promise<unknown>; blockingClient?: Promise<unknown>; close(force?: boolean): Promise<void> };
+  // Closed first, so that BullMQ's blocking-read watchdog does not open a new connection (which
+  // would keep the process alive while Redis stays frozen); not waited for, since it may hang.
+  void backend.close(true).catch(() => undefined);
   for (const client of [backend.client, backend.blockingClient]) {
     if (!client) continue;
     const redis = (await withTimeout(client, 250, 'connecting to Redis').catch(() => undefined)) as { disconnect?: () => void } | undefined;

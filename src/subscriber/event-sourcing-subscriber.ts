@@ -68,6 +68,7 @@ export class EventSourcingSubscriber implements EntitySubscriberInterface {
       return this.#serial(event.queryRunner, () => Promise.reject(refusal));
     }
     pending.state = 'in flight';
+    pending.awaitingCommit = false;
     const outer = this.#running.getStore();
     const write = this.#serial(event.queryRunner, async () => {
       this.#assertNoSelfDeadlock(outer, event.queryRunner, definition, entity);
@@ -89,6 +90,7 @@ export class EventSourcingSubscriber implements EntitySubscriberInterface {
       try {
         const outbox = await this.reactions.afterInsert(event.manager, definition, entity);
         if (outbox.length > 0) this.log.attachOutbox(event.queryRunner, entity, outbox);
+        pendingWriteOf(entity).awaitingCommit = true;
       } catch (error) {
         throw asConnectionLost(error, definition, entity);
       }

@@ -105,7 +105,7 @@ function expectConnectionLost(error: unknown, orderId: number): void {
   expect(lost.retryable).toBe(true);
   expect(lost.aggregateType).toBe('Order');
   expect(lost.aggregateId).toBe(orderId);
-  expect(lost.message).toMatch(new RegExp(`^Order ${orderId}: the database connection was lost during the write \\(.+\\); the write did not complete, retry it$`));
+  expect(lost.message).toMatch(new RegExp(`^Order ${orderId}: the database connection was lost during the write \\(.+\\); nothing was committed, retry it$`));
 }
 
 // Killed while the transaction is idle ('before COMMIT', 'before its next statement'), the
