@@ -200,7 +200,12 @@ async function dropConnections(owner: Worker<ReactorJobData> | Queue, options: R
   void backend.close(true).catch(() => undefined);
   for (const client of [backend.client, backend.blockingClient]) {
     if (!client) continue;
-    const redis = (await withTimeout(client, 250, 'connecting to Redis').catch(() => undefined)) as { disconnect?: () => void } | undefined;
+    const redis = (await withTimeout(client, 250, 'connecting to Redis').catch(() => undefined)) as
+      | { disconnect?: () => void; stream?: { destroy(): void } }
+      | undefined;
     redis?.disconnect?.();
+    // disconnect() ends the socket politely; a frozen server never answers the FIN, and the
+    // half-closed socket would keep the process alive.
+    redis?.stream?.destroy();
   }
 }
