@@ -73,7 +73,8 @@ test('a process SIGKILLed after COMMIT and before enqueue loses no job: the rela
   }
   expect(await db.outboxCount()).toBe(0);
   expect(await jobCounts(queue)).toEqual(onlyCompleted(20));
-  const jobIds = await db.jobIds(reactorNames);
+  const jobIds = await db.jobIds(queue, reactorNames);
+  expect(jobIds).toHaveLength(20);
   for (const id of jobIds) expect(await (await queue.getJob(id))?.getState()).toBe('completed');
   expect((await db.runs('done')).map((run) => run.jobId).sort()).toEqual([...jobIds].sort());
   expect([...relay.errors, ...worker.errors]).toEqual([]);
