@@ -27,11 +27,12 @@ import { EFFECTS_TABLE, Order, orderEntities, OrderNoted, OrderPlaced, reactorNa
  *                                                 after the last es.append returned (before-commit), or in the
  *                                                 trigger reactor of the last event (trigger); says
  *                                                 {"type":"crashing","at":...,"uncommitted":[event ids]} first
- *   {"cmd":"contend","aggregateIds":[..],"count":n,"concurrency":c,"maxRetries":r}
+ *   {"cmd":"contend","aggregateIds":[..],"count":n,"concurrency":c,"maxRetries":r,"backoff":ms,"backoffCap":ms}
  *                                                 c concurrent writers, each committing n OrderNoted events to
  *                                                 aggregates picked at random from the list: load, es.append with
  *                                                 the loaded version as expectedVersion, retry on ConcurrencyError
- *                                                 up to r times; replies {"type":"contended","writers":[{writer,
+ *                                                 up to r times after a random wait below min(backoff * 2^retry,
+ *                                                 backoffCap); replies {"type":"contended","writers":[{writer,
  *                                                 committed:{[id]:n},conflicts,gaveUp}],"errors":{[class]:n},"anomalies":[...]}
  *   {"cmd":"worker", ...ReactorWorkerOptions, "waitUntilReady":bool}   es.worker(); replies {"type":"worker"}
  *   {"cmd":"relay","grace":ms,"interval":ms}      es.relay(); replies {"type":"relay"}
@@ -162,7 +163,7 @@ async function main(): Promise<void> {
       });
       throw new Error(`crash at ${at}: still alive`);
     },
-    async contend({ aggregateIds, count, concurrency, maxRetries = 1000 }) {
+    async contend({ aggregateIds, count, concurrency, maxRetries = 1000, backoff = 10, backoffCap = 2000 }) {
       const ids = aggregateIds as number[];
       const repository = dataSource.getRepository(Order);
       const errors: Record<string, number> = {};
@@ -209,8 +210,9 @@ async function main(): Promise<void> {
                   result.gaveUp += 1;
                   break;
                 }
-                // Jitter, so the losers of one round do not all collide again in the next.
-                await sleep(Math.random() * Math.min(2 + attempt, 20));
+                // Exponential backoff with full jitter: without it the losers of one round all
+                // collide again in the next, and 64 writers on one row waste most of their work.
+                await sleep(Math.random() * Math.min(2 ** Math.min(attempt, 10) * backoff, backoffCap));
               }
             }
           }
