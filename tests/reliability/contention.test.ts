@@ -49,9 +49,9 @@ async function placeOrders(count: number): Promise<number[]> {
  */
 async function contend(name: string, aggregateIds: number[], processes: number, writersPerProcess: number, count: number): Promise<{ children: ChildApp[]; replies: ChildMessage[] }> {
   const env = { DATABASE_URL: db!.url, REDIS_URL: sharedRedisUrl(), QUEUE_NAME: uniqueQueueName(name) };
-  const children = await Promise.all(Array.from({ length: processes }, (_, index) => ChildApp.start(`${name}-${index + 1}`, 'app', env)));
+  const children = await Promise.all(Array.from({ length: processes }, (_, index) => ChildApp.start(`${name}-${index + 1}`, 'app', env, 30_000)));
   const replies = await Promise.all(
-    children.map((child) => child.request({ cmd: 'contend', aggregateIds, count, concurrency: writersPerProcess, maxRetries: 1000 }, 150_000)),
+    children.map((child) => child.request({ cmd: 'contend', aggregateIds, count, concurrency: writersPerProcess, maxRetries: 1000 }, 90_000)),
   );
   await Promise.all(children.map(closeAndExpectExit));
   return { children, replies };
@@ -112,19 +112,16 @@ async function expectConsistentOutcome(aggregateIds: number[], children: ChildAp
 
   // Callers: only conflicts, each as documented, and every write eventually committed.
   expect(replies.map((reply) => reply.anomalies)).toEqual(replies.map(() => []));
-  for (const reply of replies) expect(Object.keys(reply.errors)).toEqual(Object.keys(reply.errors).length ? ['ConcurrencyError'] : []);
+  // Every process lost races (so it saw the error class at all) and saw no other class.
+  for (const reply of replies) expect(Object.keys(reply.errors)).toEqual(['ConcurrencyError']);
   expect(writers.map((writer) => writer.gaveUp)).toEqual(writers.map(() => 0));
   expect(committed).toBe(planned);
-  // Both processes took part and lost races, so the contention crossed process boundaries.
-  for (const reply of replies) {
-    expect((reply.writers as WriterReport[]).reduce((sum, writer) => sum + Object.values(writer.committed).reduce((a, b) => a + b, 0), 0)).toBeGreaterThan(0);
-    expect(reply.errors.ConcurrencyError ?? 0).toBeGreaterThan(0);
-  }
 
   // The database: the same writes per writer and aggregate, nothing more; histories contiguous;
   // each row equals its replay.
-  expect(await committedInDatabase()).toEqual(reported);
-  const rows = Object.values(await committedInDatabase()).reduce((sum, count) => sum + count, 0);
+  const found = await committedInDatabase();
+  expect(found).toEqual(reported);
+  const rows = Object.values(found).reduce((sum, count) => sum + count, 0);
   await expectContiguousHistories(aggregateIds, reported);
   expect(await es!.verify(Order)).toEqual([]);
   for (const child of children) expect(child.errors).toEqual([]);
@@ -147,8 +144,14 @@ test('64 writers in 2 processes append 5 events each to one order: versions cont
   const { children, replies } = await contend('contend-one', aggregateIds, 2, 32, 5);
   const totals = await expectConsistentOutcome(aggregateIds, children, replies, 64 * 5);
   expect(totals.writers).toBe(64);
+  // The processes' writes interleave in the one history: they raced each other, not only themselves.
+  const writerPids: Array<{ pid: string }> = await db.dataSource.query(
+    `SELECT split_part(data->>'writer', '-', 1) AS pid FROM ${db.eventsTable} WHERE type = 'Order.Noted' ORDER BY version`,
+  );
+  const switches = writerPids.filter((row, index) => index > 0 && row.pid !== writerPids[index - 1].pid).length;
+  expect(switches).toBeGreaterThanOrEqual(2);
   recordContention(2, totals);
-}, 200_000);
+}, 120_000);
 
 test('16 writers in 2 processes append 10 events each to 8 orders picked at random: every order consistent', async () => {
   db = await ReliabilityDatabase.create('contend_many');
@@ -162,4 +165,4 @@ test('16 writers in 2 processes append 10 events each to 8 orders picked at rand
   const reported = committedReported(replies);
   for (const id of aggregateIds) expect(Object.keys(reported).filter((key) => key.endsWith(`/${id}`)).length).toBeGreaterThan(1);
   recordContention(2, totals);
-}, 60_000);
+}, 120_000);
