@@ -133,6 +133,12 @@ test('SIGKILL after COMMIT, before the hand-over to Redis: the outbox keeps the 
   booting.catch(() => undefined);
   const writer = await ChildApp.start('writer', 'app', context.env, 30_000);
   expect((await writer.request({ cmd: 'save', count: 2 })).errors).toEqual([]);
+  // Their hand-over runs after save() returned: let it finish (jobs added, outbox rows deleted).
+  await waitFor(
+    'the first saves to be handed over',
+    async () => (await jobCounts(context.queue)).waiting === 2 * reactorNames.length && (await context.db.outboxCount()) === 0,
+    10_000,
+  );
   await writer.request({ cmd: 'kill-after-commit' });
 
   const crashing = await crashed(writer, { cmd: 'save', count: 3, perTransaction: 3 });
@@ -142,7 +148,7 @@ test('SIGKILL after COMMIT, before the hand-over to Redis: the outbox keeps the 
   expect(committed).toHaveLength(5);
   // The three events of the killed transaction are committed and their six jobs only in the outbox.
   expect(await context.db.outboxCount()).toBe(3 * reactorNames.length);
-  await waitFor('the first saves to be handed over', async () => (await jobCounts(context.queue)).waiting === 2 * reactorNames.length, 10_000);
+  expect(await jobCounts(context.queue)).toEqual({ ...onlyCompleted(0), waiting: 2 * reactorNames.length });
 
   // A relay on its own hands them to the queue: every job now waits there, none runs yet.
   const relay = await booting;
@@ -172,12 +178,16 @@ test('SIGKILL inside a trigger reactor: its event and the events before it in th
  * Two reactor jobs run in a worker that is SIGKILLed mid-run, then again in a second worker that
  * is SIGKILLed mid-run too, and then a third worker takes them over. Returns the jobs and runs.
  */
-async function killWorkerTwice(name: string, stalls: Record<string, number>) {
+async function killWorkerTwice(name: string, stalled: { maxStalledCount?: number }) {
+  // The doomed workers' locks expire soon after they die; the third worker keeps its lock long, so
+  // that a busy machine cannot make it lose a job it is running. Everyone looks for stalls often.
+  const doomed = { lockDuration: 1500, stalledInterval: 500, ...stalled };
+  const rescuer = { lockDuration: 10_000, stalledInterval: 500, ...stalled };
   const context = await scenario(name, { deliverer: false });
   const { db, queue } = context;
   const slow = { ...context.env, REACTOR_DELAY_MS: '60000' };
   const first = await ChildApp.start(`${name}-worker-1`, 'app', slow, 30_000);
-  await first.request({ cmd: 'worker', concurrency: 2, ...stalls });
+  await first.request({ cmd: 'worker', concurrency: 2, ...doomed });
   // The next workers boot while the first is busy; they take no job before they are told to.
   const later = Promise.all([ChildApp.start(`${name}-worker-2`, 'app', slow, 30_000), ChildApp.start(`${name}-worker-3`, 'app', context.env, 30_000)]);
   later.catch(() => undefined);
@@ -199,9 +209,9 @@ async function killWorkerTwice(name: string, stalls: Record<string, number>) {
   };
   await killMidJob(first);
   const [second, third] = await later;
-  await second.request({ cmd: 'worker', concurrency: 2, ...stalls });
+  await second.request({ cmd: 'worker', concurrency: 2, ...doomed });
   await killMidJob(second);
-  await third.request({ cmd: 'worker', concurrency: 2, ...stalls });
+  await third.request({ cmd: 'worker', concurrency: 2, ...rescuer });
   await waitFor('both jobs finished', async () => {
     const counts = await jobCounts(queue);
     return counts.completed + counts.failed === 2;
@@ -224,9 +234,8 @@ async function killWorkerTwice(name: string, stalls: Record<string, number>) {
 }
 
 test('a worker SIGKILLed mid-job twice in a row: the third worker completes the jobs (stalls do not use up attempts)', async () => {
-  const stalls = { lockDuration: 1000, stalledInterval: 500 };
   // The same crashes with BullMQ's own maxStalledCount (1), run beside it: the second stall fails the jobs.
-  const [run, control] = await Promise.all([killWorkerTwice('stall_twice', stalls), killWorkerTwice('stall_twice_control', { ...stalls, maxStalledCount: 1 })]);
+  const [run, control] = await Promise.all([killWorkerTwice('stall_twice', {}), killWorkerTwice('stall_twice_control', { maxStalledCount: 1 })]);
   const [first, second, third] = run.workers.map((worker) => worker.pid);
 
   // Both jobs completed after two stalls, on their first attempt: no retry, no failure.
