@@ -55,11 +55,12 @@ test('two worker processes share 200 jobs, each handled exactly once, both takin
 
   const saved = await writer.request({ cmd: 'save', count: 100 }, 60_000);
   expect(saved.errors).toEqual([]);
-  const jobIds = await db.jobIds(reactorNames);
-  expect(jobIds).toHaveLength(200);
 
   await waitFor('200 completed jobs', async () => (await jobCounts(queue!)).completed === 200, 45_000);
   await Promise.all([writer, ...workers].map(closeAndExpectExit));
+  // One job per (event, reactor), with the library's id, and no other job.
+  const jobIds = await db.jobIds(queue, reactorNames);
+  expect(jobIds).toHaveLength(200);
 
   // The database: every (event, reactor) ran exactly once, started and done, by one of the workers.
   const eventIds = await db.eventIds();
@@ -69,6 +70,7 @@ test('two worker processes share 200 jobs, each handled exactly once, both takin
     const runs = await db.runs(phase);
     expect(runs.map((run) => `${run.eventId}/${run.reactor}`).sort()).toEqual(expected);
   }
+  expect([...(await db.effects()).keys()].sort()).toEqual(expected);
   const done = await db.runs('done');
   const byPid = new Map<number, number>();
   for (const run of done) byPid.set(run.pid, (byPid.get(run.pid) ?? 0) + 1);
@@ -99,7 +101,6 @@ test('a job whose worker process is SIGKILLed mid-run runs again in another work
   const saved = await doomed.request({ cmd: 'save', count: 1 });
   expect(saved.errors).toEqual([]);
   const [eventId] = await db.eventIds();
-  const jobIds = await db.jobIds(reactorNames);
 
   const interrupted = await waitFor('the doomed worker to start a job', async () => (await db!.runs('started')).find((run) => run.pid === doomed.pid));
   await doomed.kill('SIGKILL');
@@ -111,6 +112,8 @@ test('a job whose worker process is SIGKILLed mid-run runs again in another work
   await rescuer.request({ cmd: 'worker', concurrency: 1, ...fastStalls });
   await waitFor('both jobs completed', async () => (await jobCounts(queue!)).completed === 2, 30_000);
   await closeAndExpectExit(rescuer);
+  const jobIds = await db.jobIds(queue, reactorNames);
+  expect(jobIds).toContain(interrupted.jobId);
 
   // The database: the interrupted reactor started twice (dead worker, rescuer) and finished once,
   // in the rescuer; the other reactor ran once, in the rescuer.
@@ -128,6 +131,13 @@ test('a job whose worker process is SIGKILLed mid-run runs again in another work
     { phase: 'started', pid: rescuer.pid, eventId, jobId: otherJobId },
     { phase: 'done', pid: rescuer.pid, eventId, jobId: otherJobId },
   ]);
+  // The effect was made once, by the run that died; the rerun's attempt changed nothing.
+  expect(await db.effects()).toEqual(
+    new Map([
+      [`${eventId}/${interrupted.reactor}`, doomed.pid],
+      [`${eventId}/${other}`, rescuer.pid],
+    ]),
+  );
   expect(await db.outboxCount()).toBe(0);
 
   // BullMQ: both completed; the interrupted one was detected as stalled once, not failed.

@@ -6,11 +6,11 @@ import os from 'node:os';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
 import { promisify } from 'node:util';
-import { Queue } from 'bullmq';
+import { Queue, type Job } from 'bullmq';
 import { Client } from 'pg';
 import type { DataSource } from 'typeorm';
 import { EventSourcing } from '../../src';
-import { createRunsTable, orderEntities, OrderEvent, RUNS_TABLE } from '../processes/model';
+import { createEffectsTable, createRunsTable, EFFECTS_TABLE, orderEntities, OrderEvent, RUNS_TABLE } from '../processes/model';
 import { testDataSource } from './database';
 
 /**
@@ -335,6 +335,7 @@ export class ReliabilityDatabase {
     const es = await EventSourcing.attach(dataSource, { createSchema: true });
     await es.close();
     await dataSource.query(createRunsTable);
+    await dataSource.query(createEffectsTable);
     return new ReliabilityDatabase(dataSource, (dataSource.options as { url: string }).url);
   }
 
@@ -360,11 +361,49 @@ export class ReliabilityDatabase {
     );
   }
 
-  /** The BullMQ job ids of every (event, reactor), as the library makes them. */
-  async jobIds(reactors: readonly string[]): Promise<string[]> {
+  /** The reactor effects (one row per (event, reactor) at most), as `eventId/reactor` -> the pid that made it. */
+  async effects(): Promise<Map<string, number>> {
+    const rows: Array<{ eventId: number; reactor: string; pid: number }> = await this.dataSource.query(
+      `SELECT event_id::int AS "eventId", reactor, pid FROM ${EFFECTS_TABLE} ORDER BY event_id, reactor`,
+    );
+    return new Map(rows.map((row) => [`${row.eventId}/${row.reactor}`, row.pid]));
+  }
+
+  /**
+   * The job of every (event, reactor), in event order: exactly one per pair, with the id the
+   * library makes (`identity.position.reactor.` and the job's random key), and no other job in the
+   * queue. Job ids end in a random key per outbox row, so they are read from the queue and
+   * matched to the events table by the job data (table, id, reactor); any missing, doubled or
+   * stray job throws.
+   */
+  async jobIds(queue: Queue, reactors: readonly string[]): Promise<string[]> {
     const [{ id: identity }] = await this.dataSource.query(`SELECT id::text AS id FROM es_identity`);
-    const rows: Array<{ position: string }> = await this.dataSource.query(`SELECT position::text AS position FROM ${this.eventsTable} ORDER BY id`);
-    return rows.flatMap((row) => reactors.map((reactor) => `${identity}.${row.position}.${reactor}`));
+    const events: Array<{ id: number; position: string }> = await this.dataSource.query(
+      `SELECT id::int AS id, position::text AS position FROM ${this.eventsTable} ORDER BY id`,
+    );
+    const jobs = await allJobs(queue);
+    const byPair = new Map<string, string[]>();
+    const stray: string[] = [];
+    const eventIds = new Set(events.map((event) => event.id));
+    for (const job of jobs) {
+      const { table, id, reactor } = job.data ?? {};
+      if (table !== this.eventsTable || !eventIds.has(id) || !reactors.includes(reactor)) stray.push(job.id!);
+      else byPair.set(`${id}/${reactor}`, [...(byPair.get(`${id}/${reactor}`) ?? []), job.id!]);
+    }
+    const problems: string[] = stray.map((id) => `job ${id} names no (event, reactor) of ${this.eventsTable}`);
+    const ids: string[] = [];
+    for (const event of events) {
+      for (const reactor of reactors) {
+        const found = byPair.get(`${event.id}/${reactor}`) ?? [];
+        const job = found.length === 1 ? jobs.find((candidate) => candidate.id === found[0])! : undefined;
+        if (!job) problems.push(`event ${event.id} reactor ${reactor}: ${found.length} jobs (${found.join(', ')})`);
+        else if (job.id !== `${identity}.${event.position}.${reactor}.${job.data.key}` || !/^[0-9a-f-]{36}$/.test(job.data.key)) {
+          problems.push(`event ${event.id} reactor ${reactor}: job id ${job.id} is not ${identity}.${event.position}.${reactor}.<key>`);
+        } else ids.push(job.id!);
+      }
+    }
+    if (problems.length > 0) throw new Error(`jobs of ${queue.name} do not match the events:\n${problems.join('\n')}`);
+    return ids;
   }
 
   /** Closes the connection and drops the database. */
@@ -388,6 +427,12 @@ export function inspectQueue(name: string, redisUrl: string): Queue {
   const queue = new Queue(name, { connection: { host: url.hostname, port: Number(url.port || 6379), password } });
   queue.on('error', () => undefined); // while a test's Redis is stopped on purpose
   return queue;
+}
+
+/** Every job of a queue, whatever its state. */
+export async function allJobs(queue: Queue): Promise<Job[]> {
+  const jobs = await queue.getJobs(['waiting', 'active', 'delayed', 'prioritized', 'waiting-children', 'completed', 'failed'], 0, -1);
+  return jobs.filter((job): job is Job => Boolean(job));
 }
 
 /** Job counts of every state, zeros included. */
