@@ -28,10 +28,10 @@ import {
 } from '../support/write-path-lint';
 import { rejectionOf } from '../support/rejection';
 
-writePathLint('manager.save(event)', ({ dataSource, event }) => dataSource.manager.save(event));
-writePathLint('es.append(event)', ({ es, event }) => es.append(event));
-writePathLint('manager.transaction(m => m.save(event))', ({ dataSource, event }) =>
-  dataSource.manager.transaction((manager) => manager.save(event)),
+writePathLint('manager.save(event)', ({ manager, event }) => manager.save(event), { inTransactions: true });
+writePathLint('es.append(event)', ({ es, manager, event }) => es.append(event, { manager }), { inTransactions: true });
+writePathLint('manager.transaction(m => m.save(event))', ({ manager, event }) =>
+  manager.transaction((transaction) => transaction.save(event)),
 );
 
 /** Polls until `condition` holds; fails after `attempts` tries (a guard against hanging, not a timing assertion). */

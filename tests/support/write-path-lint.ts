@@ -1,20 +1,27 @@
-import { rejectionOf } from './rejection';
-import type { DataSource } from 'typeorm';
+import { Queue } from 'bullmq';
+import type { DataSource, EntityManager, EntitySubscriberInterface, QueryRunner } from 'typeorm';
 import {
   AggregateEvent,
   AggregateNotFoundError,
   AggregateRequiredError,
   ConcurrencyError,
+  Dispatcher,
+  EventAlreadyWrittenError,
   EventApplyError,
   EventSourcing,
+  ImmutableEventError,
   InvalidEventDataError,
+  type ReactorWorkerOptions,
 } from 'typeorm-event-sourcing';
+import { waitForReactors } from 'typeorm-event-sourcing/testing';
 import { testDataSource } from './database';
+import { rejectionOf } from './rejection';
 import {
   Subscription,
   SubscriptionActivated,
   SubscriptionCancelled,
   SubscriptionCreated,
+  SubscriptionEvent,
   SubscriptionNoteAdded,
   SubscriptionRenamed,
   subscriptionEntities,
@@ -28,7 +35,7 @@ import {
  *
  * @example
  * ```ts
- * writePathLint('manager.save(event)', ({ dataSource, event }) => dataSource.manager.save(event));
+ * writePathLint('manager.save(event)', ({ manager, event }) => manager.save(event), { inTransactions: true });
  * ```
  */
 export interface WriteContext<E extends AggregateEvent = AggregateEvent> {
@@ -36,15 +43,56 @@ export interface WriteContext<E extends AggregateEvent = AggregateEvent> {
   event: E;
   dataSource: DataSource;
   es: EventSourcing;
+  /**
+   * The manager to write through: the DataSource's, or a transaction's (or a savepoint's) when
+   * the lint runs the path inside one (see `inTransactions`).
+   */
+  manager: EntityManager;
 }
 
 export type WritePath = <E extends AggregateEvent>(ctx: WriteContext<E>) => Promise<E>;
 
+/** What the lint hands to `attach`. */
+export interface LintAttachContext {
+  /** A dispatcher holding the lint's async reactors (when `outbox` is set); add yours to it. */
+  dispatcher: Dispatcher;
+}
+
+export interface OutboxLintOptions {
+  /**
+   * Names of async reactors the lint registers on every Subscription event (in the dispatcher
+   * given to `attach`) and whose runs it records. `attach` must configure a queue.
+   */
+  reactors: string[];
+  /** Options of the worker the lint starts. */
+  worker?: ReactorWorkerOptions;
+}
+
 export interface WritePathLintOptions {
   /** The database name (see `testDataSource`); by default derived from the suite name. */
   database?: string;
-  /** How to attach; by default `EventSourcing.attach(dataSource)`. */
-  attach?: (dataSource: DataSource) => Promise<EventSourcing>;
+  /** How to attach; by default `EventSourcing.attach(dataSource, { dispatcher })`. */
+  attach?: (dataSource: DataSource, lint: LintAttachContext) => Promise<EventSourcing>;
+  /**
+   * How many events one successful write commits, the event under test among them (a trigger
+   * path commits its source event too). They must be committed together, in one COMMIT.
+   * @defaultValue 1
+   */
+  committedPerWrite?: number;
+  /**
+   * The error the write path's own error is carried by, e.g. a trigger reactor's `ReactorError`
+   * whose `cause` is the error of the event under test. Conflicts (`ConcurrencyError`) are checked
+   * without it: every path must surface them as they are, so that callers can retry.
+   * @defaultValue the error itself
+   */
+  unwrap?: (error: any) => any;
+  /**
+   * The path writes through `ctx.manager`: the lint also runs it inside a user transaction and
+   * in a savepoint that rolls back.
+   */
+  inTransactions?: boolean;
+  /** The path runs with async reactors and a queue: the lint checks the outbox and the jobs. */
+  outbox?: OutboxLintOptions;
 }
 
 /** A row of the subscription table, as PostgreSQL returns it. */
@@ -63,10 +111,21 @@ export async function countEvents(dataSource: DataSource): Promise<number> {
   return count;
 }
 
+async function countSubscriptions(dataSource: DataSource): Promise<number> {
+  const [{ count }] = await dataSource.query('SELECT count(*)::int AS count FROM subscription');
+  return count;
+}
+
 /** Every column value of an aggregate instance (deep copies), to compare before and after. */
 export function columnsOf(subscription: Subscription): Record<string, unknown> {
   const { events: _events, ...columns } = subscription as Subscription & Record<string, unknown>;
   return structuredClone(columns);
+}
+
+/** The fields a write fills in on an event (copies), to compare before and after. */
+export function writtenFieldsOf(event: AggregateEvent): Record<string, unknown> {
+  const { id, aggregateId, version, createdAt, metadata, position, txId } = event;
+  return structuredClone({ id, aggregateId, version, createdAt, metadata, position, txId });
 }
 
 /** The subscription row as stored, through TypeORM. */
@@ -82,17 +141,34 @@ function slug(name: string): string {
     .slice(0, 40);
 }
 
+const byKey = (a: string, b: string) => (a < b ? -1 : a > b ? 1 : 0);
+
 /**
  * Registers `describe(name)` with the guarantees of a write path, against a database of its own
  * holding the Subscription model of tests/support/subscription-model.ts.
  */
 export function writePathLint(name: string, write: WritePath, options: WritePathLintOptions = {}): void {
+  const perWrite = options.committedPerWrite ?? 1;
+  const unwrap = options.unwrap ?? ((error: unknown) => error);
+  const outbox = options.outbox;
+
   describe(`write path lint: ${name}`, () => {
     let dataSource: DataSource;
     let es: EventSourcing;
+    /** Events per COMMIT since the test (or its createSubscription) started. */
     const committed: AggregateEvent[][] = [];
+    /** Every event committed during the current test, createSubscription's included. */
+    const committedInTest: AggregateEvent[] = [];
+    /** Runs of the lint's async reactors during the current test. */
+    const runs: { reactor: string; eventId: number }[] = [];
+    /** Set by a test to look into a transaction just before its COMMIT. */
+    let beforeCommit: ((queryRunner: QueryRunner) => Promise<void>) | undefined;
+    let outboxLogMark = 0;
 
-    const run = <E extends AggregateEvent>(event: E): Promise<E> => write({ event, dataSource, es });
+    const run = <E extends AggregateEvent>(event: E, manager: EntityManager = dataSource.manager): Promise<E> =>
+      write({ event, dataSource, es, manager });
+    /** The error of the event under test when its write fails (see `unwrap`). */
+    const failureOf = async (promise: Promise<unknown>) => unwrap(await rejectionOf(promise));
 
     /** A subscription created through the plain path, loaded fresh. */
     async function createSubscription(userId = 1): Promise<Subscription> {
@@ -102,24 +178,113 @@ export function writePathLint(name: string, write: WritePath, options: WritePath
       return subscription;
     }
 
+    /** Outbox rows committed since the test started, as (event id, reactor, transaction id). */
+    async function outboxLog(): Promise<{ eventId: number; reactor: string; tx: number }[]> {
+      return dataSource.query(
+        `SELECT event_id::float8 AS "eventId", reactor, tx::float8 AS tx FROM lint_outbox_log WHERE seq > $1 ORDER BY seq`,
+        [outboxLogMark],
+      );
+    }
+
+    async function outboxRowCount(): Promise<number> {
+      const [{ count }] = await dataSource.query(`SELECT count(*)::int AS count FROM es_outbox`);
+      return count;
+    }
+
     beforeAll(async () => {
       dataSource = await testDataSource(options.database ?? `lint_${slug(name)}`, subscriptionEntities);
-      es = await (options.attach ?? EventSourcing.attach)(dataSource);
-      es.afterCommit((events) => committed.push(events));
+      const dispatcher = new Dispatcher();
+      for (const reactor of outbox?.reactors ?? []) {
+        dispatcher.on(SubscriptionEvent, { async: (event, ctx) => void runs.push({ reactor: ctx.reactor, eventId: event.id }), name: reactor });
+      }
+      const attach = options.attach ?? ((source: DataSource, lint: LintAttachContext) => EventSourcing.attach(source, { dispatcher: lint.dispatcher }));
+      es = await attach(dataSource, { dispatcher });
+      es.afterCommit((events) => {
+        committed.push(events);
+        committedInTest.push(...events);
+      });
+      dataSource.subscribers.push({
+        beforeTransactionCommit: (event) =>
+          beforeCommit && (event.queryRunner as unknown as { transactionDepth: number }).transactionDepth === 1
+            ? beforeCommit(event.queryRunner)
+            : undefined,
+      } as EntitySubscriberInterface);
       // A real INSERT failure after a successful apply: the events table refuses this stripe key.
       await dataSource.query(
         `ALTER TABLE subscription_events ADD CONSTRAINT lint_no_explode CHECK (data->>'stripeKey' IS DISTINCT FROM 'explode')`,
       );
+      // An INSERT failure that goes away: notes and user ids listed in lint_refused are refused
+      // while they are listed, so a test can fail a write and then retry the same event.
+      await dataSource.query(`
+        CREATE TABLE lint_refused (token text PRIMARY KEY);
+        CREATE FUNCTION lint_refuse() RETURNS trigger LANGUAGE plpgsql AS $$
+        BEGIN
+          IF EXISTS (SELECT 1 FROM lint_refused WHERE token IN (NEW.data->>'note', NEW.data->>'userId')) THEN
+            RAISE EXCEPTION 'lint_refused: this event is refused for now';
+          END IF;
+          RETURN NEW;
+        END $$;
+        CREATE TRIGGER lint_refuse BEFORE INSERT ON subscription_events FOR EACH ROW EXECUTE FUNCTION lint_refuse();
+      `);
+      if (outbox) {
+        // Outbox rows are deleted as soon as their jobs are queued; this log keeps, for every
+        // outbox row that ever committed, its event and the transaction that wrote it.
+        await dataSource.query(`
+          CREATE TABLE lint_outbox_log (seq bigserial PRIMARY KEY, event_id bigint NOT NULL, reactor text NOT NULL, tx bigint NOT NULL);
+          CREATE FUNCTION lint_log_outbox() RETURNS trigger LANGUAGE plpgsql AS $$
+          BEGIN
+            INSERT INTO lint_outbox_log (event_id, reactor, tx) VALUES (NEW.event_id, NEW.reactor, txid_current());
+            RETURN NULL;
+          END $$;
+          CREATE TRIGGER lint_log_outbox AFTER INSERT ON es_outbox FOR EACH ROW EXECUTE FUNCTION lint_log_outbox();
+        `);
+        es.worker(outbox.worker ?? {});
+      }
     });
 
     afterAll(async () => {
+      const queue = outbox && es ? { name: es.queue.name, opts: es.queue.opts } : undefined;
       await es?.close();
       await dataSource?.destroy();
+      if (queue) {
+        const leftover = new Queue(queue.name, { connection: queue.opts.connection, prefix: queue.opts.prefix });
+        try {
+          await leftover.obliterate({ force: true });
+        } finally {
+          await leftover.close();
+        }
+      }
     });
 
-    beforeEach(() => {
+    beforeEach(async () => {
       committed.length = 0;
+      committedInTest.length = 0;
+      runs.length = 0;
+      beforeCommit = undefined;
+      if (outbox) {
+        const [{ mark }] = await dataSource.query(`SELECT coalesce(max(seq), 0)::float8 AS mark FROM lint_outbox_log`);
+        outboxLogMark = mark;
+      }
     });
+
+    if (outbox) {
+      // Whatever a test did: every event it committed got one outbox row per reactor, written in
+      // its own transaction; nothing else got any; each reactor ran once per committed event; and
+      // nothing is left in the outbox.
+      afterEach(async () => {
+        beforeCommit = undefined;
+        await waitForReactors(es, { timeout: 20_000 });
+        const expected = committedInTest
+          .flatMap((event) => outbox.reactors.map((reactor) => ({ eventId: event.id, reactor, tx: event.txId })))
+          .sort((a, b) => a.eventId - b.eventId || byKey(a.reactor, b.reactor));
+        const logged = (await outboxLog()).sort((a, b) => a.eventId - b.eventId || byKey(a.reactor, b.reactor));
+        expect(logged).toEqual(expected);
+        expect([...runs].sort((a, b) => a.eventId - b.eventId || byKey(a.reactor, b.reactor))).toEqual(
+          expected.map(({ eventId, reactor }) => ({ eventId, reactor })),
+        );
+        expect(await outboxRowCount()).toBe(0);
+      });
+    }
 
     test('an event built without an aggregate creates it at version 1 and returns the saved event', async () => {
       const event = await run(SubscriptionCreated.build({ userId: 41 }));
@@ -142,7 +307,7 @@ export function writePathLint(name: string, write: WritePath, options: WritePath
         type: 'Subscription.Created',
         schema_version: 1,
         data: { userId: 41 },
-        metadata: {},
+        metadata: event.metadata,
         position: String(event.position),
         tx_id: String(event.txId),
       });
@@ -172,7 +337,9 @@ export function writePathLint(name: string, write: WritePath, options: WritePath
         [2, 'Subscription.Activated'],
       ]);
       expect(rows[1].data).toEqual({ stripeKey: 'sub_lint' });
-      expect(rows[1].metadata).toEqual({ notificationId: 7, source: 'lint' });
+      // Metadata given to build is stored as given (a path may add to it, never override it).
+      expect(rows[1].metadata).toMatchObject({ notificationId: 7, source: 'lint' });
+      expect(rows[1].metadata).toEqual(event.metadata);
       expect(rows[1].created_at.getTime()).toBe(event.createdAt.getTime());
       expect(await es.verify(Subscription, { id: subscription.id })).toEqual([]);
     });
@@ -190,21 +357,22 @@ export function writePathLint(name: string, write: WritePath, options: WritePath
 
     test('an event type that does not create its aggregate, without one: AggregateRequiredError, nothing written', async () => {
       const eventsBefore = await countEvents(dataSource);
-      const [{ count: aggregatesBefore }] = await dataSource.query('SELECT count(*)::int AS count FROM subscription');
+      const aggregatesBefore = await countSubscriptions(dataSource);
       const unsaved = new Subscription();
 
       for (const event of [SubscriptionNoteAdded.build({ note: 'orphan' }), SubscriptionNoteAdded.build({ subscription: unsaved, note: 'orphan' })]) {
-        const error = await rejectionOf(run(event));
+        const built = writtenFieldsOf(event);
+        const error = await failureOf(run(event));
         expect(error).toBeInstanceOf(AggregateRequiredError);
         expect(error.message).toBe(
           'Subscription.NoteAdded needs an existing Subscription: build it with { subscription } (only event types declared @EventType(name, { creates: true }) create their aggregate)',
         );
         expect(event.id).toBeUndefined();
+        expect(writtenFieldsOf(event)).toEqual(built);
       }
       expect(unsaved.id).toBeUndefined();
       expect(await countEvents(dataSource)).toBe(eventsBefore);
-      const [{ count: aggregatesAfter }] = await dataSource.query('SELECT count(*)::int AS count FROM subscription');
-      expect(aggregatesAfter).toBe(aggregatesBefore);
+      expect(await countSubscriptions(dataSource)).toBe(aggregatesBefore);
       expect(committed).toEqual([]);
     });
 
@@ -222,15 +390,37 @@ export function writePathLint(name: string, write: WritePath, options: WritePath
       expect(await es.verify(Subscription, { id: stale.id })).toEqual([]);
     });
 
-    test('apply throws: EventApplyError, nothing written, row and caller instance unchanged', async () => {
+    /**
+     * Runs a write that must fail and checks what every failure leaves behind: no event row, no
+     * new aggregate, the aggregate row, the caller's instance and the event object as they were,
+     * nothing committed. Resolves to the failure as `unwrap` gives it.
+     */
+    async function expectFailedWrite(subscription: Subscription, event: AggregateEvent, raw = false): Promise<any> {
+      const rowBefore = await subscriptionRow(dataSource, subscription.id);
+      const before = columnsOf(subscription);
+      const built = writtenFieldsOf(event);
+      const eventsBefore = await countEvents(dataSource);
+      const aggregatesBefore = await countSubscriptions(dataSource);
+
+      const rejection = await rejectionOf(run(event));
+
+      expect(await countEvents(dataSource)).toBe(eventsBefore);
+      expect(await countSubscriptions(dataSource)).toBe(aggregatesBefore);
+      expect(await subscriptionRow(dataSource, subscription.id)).toEqual(rowBefore);
+      expect(columnsOf(subscription)).toEqual(before);
+      expect(writtenFieldsOf(event)).toEqual(built);
+      expect(event.id).toBeUndefined();
+      expect(event.version).toBeUndefined();
+      expect(committed).toEqual([]);
+      return raw ? rejection : unwrap(rejection);
+    }
+
+    test('apply throws: EventApplyError, nothing written, row, caller instance and event unchanged', async () => {
       const subscription = await createSubscription();
       await run(SubscriptionCancelled.build({ subscription, reason: 'first' }));
       committed.length = 0;
-      const rowBefore = await subscriptionRow(dataSource, subscription.id);
-      const before = columnsOf(subscription);
-      const eventsBefore = await countEvents(dataSource);
 
-      const error = await rejectionOf(run(SubscriptionCancelled.build({ subscription, reason: 'again' })));
+      const error = await expectFailedWrite(subscription, SubscriptionCancelled.build({ subscription, reason: 'again' }));
 
       expect(error).toBeInstanceOf(EventApplyError);
       expect(error.message).toContain('Subscription.Cancelled');
@@ -238,63 +428,82 @@ export function writePathLint(name: string, write: WritePath, options: WritePath
       expect(error.message).toContain('already cancelled');
       expect(error.eventType).toBe('Subscription.Cancelled');
       expect(error.aggregateId).toBe(subscription.id);
-      expect(await countEvents(dataSource)).toBe(eventsBefore);
-      expect(await subscriptionRow(dataSource, subscription.id)).toEqual(rowBefore);
-      expect(columnsOf(subscription)).toEqual(before);
-      expect(committed).toEqual([]);
     });
 
-    test('the INSERT fails after apply succeeded: nothing written, row unchanged, caller instance restored', async () => {
+    test('the INSERT fails after apply succeeded: nothing written, row unchanged, caller instance and event restored', async () => {
       const subscription = await createSubscription();
-      const rowBefore = await subscriptionRow(dataSource, subscription.id);
-      const before = columnsOf(subscription);
-      const eventsBefore = await countEvents(dataSource);
 
-      const error = await rejectionOf(run(SubscriptionRenamed.build({ subscription, stripeKey: 'explode' })));
+      const error = await expectFailedWrite(subscription, SubscriptionRenamed.build({ subscription, stripeKey: 'explode' }));
 
       expect(error.message).toContain('lint_no_explode');
-      expect(await countEvents(dataSource)).toBe(eventsBefore);
-      expect(await subscriptionRow(dataSource, subscription.id)).toEqual(rowBefore);
-      expect(columnsOf(subscription)).toEqual(before);
       expect(subscription.stripeKey).toBeNull();
-      expect(committed).toEqual([]);
     });
 
-    test('invalid data: InvalidEventDataError naming type and attribute, nothing written, caller unchanged', async () => {
+    test('a failed write leaves the event as built: the same instance is written once the cause is gone', async () => {
       const subscription = await createSubscription();
-      const before = columnsOf(subscription);
-      const eventsBefore = await countEvents(dataSource);
+      const note = SubscriptionNoteAdded.build({ subscription, note: `refused-${subscription.id}` });
+      const unsaved = new Subscription();
+      const created = SubscriptionCreated.build({ subscription: unsaved, userId: 1_000_000 + subscription.id });
+      await dataSource.query(`INSERT INTO lint_refused (token) VALUES ($1), ($2)`, [note.note, String(created.userId)]);
 
-      const error = await rejectionOf(
-        run(SubscriptionNoteAdded.build({ subscription, note: 'ok', metadata: { score: Number.NaN } })),
+      expect((await expectFailedWrite(subscription, note)).message).toContain('lint_refused');
+      expect((await expectFailedWrite(subscription, created)).message).toContain('lint_refused');
+      expect(unsaved.id).toBeUndefined();
+      expect(unsaved.version).toBeUndefined();
+
+      await dataSource.query(`DELETE FROM lint_refused WHERE token IN ($1, $2)`, [note.note, String(created.userId)]);
+      expect(await run(note)).toBe(note);
+      expect(await run(created)).toBe(created);
+
+      expect(note).toMatchObject({ version: 2, aggregateId: subscription.id });
+      expect(subscription).toMatchObject({ version: 2, notes: [note.note] });
+      expect((await eventRows(dataSource, subscription.id)).map((row) => [row.version, row.id])).toEqual([
+        [1, expect.any(String)],
+        [2, String(note.id)],
+      ]);
+      expect(typeof unsaved.id).toBe('number');
+      expect(created).toMatchObject({ version: 1, aggregateId: unsaved.id });
+      expect(unsaved).toMatchObject({ version: 1, userId: created.userId });
+      expect((await eventRows(dataSource, unsaved.id)).map((row) => row.id)).toEqual([String(created.id)]);
+    });
+
+    test('invalid data: InvalidEventDataError naming type and attribute, nothing written, caller and event unchanged', async () => {
+      const subscription = await createSubscription();
+
+      const error = await expectFailedWrite(
+        subscription,
+        SubscriptionNoteAdded.build({ subscription, note: 'ok', metadata: { score: Number.NaN } }),
       );
 
       expect(error).toBeInstanceOf(InvalidEventDataError);
       expect(error.message).toContain('Subscription.NoteAdded');
       expect(error.message).toContain('metadata.score');
-      expect(await countEvents(dataSource)).toBe(eventsBefore);
-      expect(columnsOf(subscription)).toEqual(before);
       expect(await subscriptionRow(dataSource, subscription.id)).toMatchObject({ version: 1, notes: [] });
     });
 
     test('an event for an aggregate that does not exist: AggregateNotFoundError, nothing written', async () => {
+      const subscription = await createSubscription();
       const ghost = Object.assign(new Subscription(), { id: 987654 });
-      const eventsBefore = await countEvents(dataSource);
 
-      const error = await rejectionOf(run(SubscriptionNoteAdded.build({ subscription: ghost, note: 'boo' })));
+      const error = await expectFailedWrite(subscription, SubscriptionNoteAdded.build({ subscription: ghost, note: 'boo' }));
 
       expect(error).toBeInstanceOf(AggregateNotFoundError);
       expect(error.message).toBe('Subscription 987654 does not exist');
-      expect(await countEvents(dataSource)).toBe(eventsBefore);
+      expect(ghost).toEqual(Object.assign(new Subscription(), { id: 987654 }));
     });
 
-    test('an expected version from build: a mismatch raises ConcurrencyError and writes nothing; a match writes', async () => {
+    test('an expected version from build: a mismatch raises ConcurrencyError as is and writes nothing; a match writes', async () => {
       const subscription = await createSubscription();
       const stale = await loadSubscription(dataSource, subscription.id);
       await run(SubscriptionNoteAdded.build({ subscription, note: 'one' }));
+      committed.length = 0;
 
-      const error = await rejectionOf(
-        run(SubscriptionNoteAdded.build({ subscription: stale, note: 'two' }, { expectedVersion: stale.version })),
+      // Not unwrapped: a conflict reaches the caller as a ConcurrencyError on every path, so
+      // that callers and commands can reload and retry.
+      const error = await expectFailedWrite(
+        stale,
+        SubscriptionNoteAdded.build({ subscription: stale, note: 'two' }, { expectedVersion: stale.version }),
+        true,
       );
 
       expect(error).toBeInstanceOf(ConcurrencyError);
@@ -313,6 +522,44 @@ export function writePathLint(name: string, write: WritePath, options: WritePath
       const event = await run(SubscriptionNoteAdded.build({ subscription, note: 'two' }, { expectedVersion: 2 }));
       expect(event.version).toBe(3);
       expect(subscription.notes).toEqual(['one', 'two']);
+    });
+
+    test('one event instance written twice, at once or one after the other, is written once', async () => {
+      const subscription = await createSubscription();
+      const event = SubscriptionNoteAdded.build({ subscription, note: 'once' });
+      /**
+       * A second write of a written instance is refused; or, where it reaches TypeORM after the
+       * first committed (manager.save of an unchanged saved entity), it is a no-op returning the
+       * event. Never a second row.
+       */
+      const expectRefusedOrNoop = (outcome: PromiseSettledResult<AggregateEvent>) => {
+        if (outcome.status === 'fulfilled') return expect(outcome.value).toBe(event);
+        const error = unwrap(outcome.reason);
+        expect([EventAlreadyWrittenError, ImmutableEventError].some((type) => error instanceof type)).toBe(true);
+        if (error instanceof EventAlreadyWrittenError) {
+          expect(error.message).toMatch(/^Subscription\.NoteAdded: this event instance is already (being written|written); an event is written once, build a new one$/);
+        }
+      };
+
+      const [first, second] = await Promise.allSettled([run(event), run(event)]);
+
+      expect([first, second].filter((outcome) => outcome.status === 'fulfilled').length).toBeGreaterThanOrEqual(1);
+      expectRefusedOrNoop(first);
+      expectRefusedOrNoop(second);
+      expect(event).toMatchObject({ version: 2, aggregateId: subscription.id });
+      const fields = writtenFieldsOf(event);
+
+      const [again] = await Promise.allSettled([run(event)]);
+
+      expectRefusedOrNoop(again);
+      expect(writtenFieldsOf(event)).toEqual(fields);
+      expect((await eventRows(dataSource, subscription.id)).map((row) => [row.version, row.id])).toEqual([
+        [1, expect.any(String)],
+        [2, String(event.id)],
+      ]);
+      expect(await subscriptionRow(dataSource, subscription.id)).toMatchObject({ version: 2, notes: ['once'] });
+      expect(subscription).toMatchObject({ version: 2, notes: ['once'] });
+      expect(committed.flat().filter((committedEvent) => committedEvent === event)).toHaveLength(1);
     });
 
     test('concurrent writes on one aggregate are serialised: contiguous versions, row equals replay', async () => {
@@ -334,20 +581,24 @@ export function writePathLint(name: string, write: WritePath, options: WritePath
       expect(await es.verify(Subscription, { id: subscription.id })).toEqual([]);
     });
 
-    test('after-commit listeners get the written event once, after COMMIT', async () => {
+    test('after-commit listeners get the written event once, after COMMIT, with the events committed with it', async () => {
       const subscription = await createSubscription();
       committed.length = 0;
       const seenFromOutside: Promise<unknown[]>[] = [];
       const off = es.afterCommit((events) => {
-        // Another connection must already see the row: the listener runs after COMMIT.
-        seenFromOutside.push(dataSource.query('SELECT id FROM subscription_events WHERE id = $1', [events[0].id]));
+        // Another connection must already see the rows: the listener runs after COMMIT.
+        seenFromOutside.push(dataSource.query('SELECT id FROM subscription_events WHERE id = ANY($1::bigint[])', [events.map((e) => e.id)]));
       });
       try {
         const event = await run(SubscriptionNoteAdded.build({ subscription, note: 'listened' }));
         expect(committed).toHaveLength(1);
-        expect(committed[0].map((e) => [e.id, e.type, e.version])).toEqual([[event.id, 'Subscription.NoteAdded', 2]]);
+        expect(committed[0]).toHaveLength(perWrite);
+        expect(committed[0].filter((e) => e === event)).toHaveLength(1);
+        expect(event).toMatchObject({ type: 'Subscription.NoteAdded', version: 2 });
+        // One COMMIT: every event of the write has its transaction id.
+        expect(committed[0].map((e) => e.txId)).toEqual(committed[0].map(() => event.txId));
         expect(seenFromOutside).toHaveLength(1);
-        expect(await seenFromOutside[0]).toHaveLength(1);
+        expect(await seenFromOutside[0]).toHaveLength(perWrite);
       } finally {
         off();
       }
@@ -378,5 +629,134 @@ export function writePathLint(name: string, write: WritePath, options: WritePath
       expect((loaded as SubscriptionActivated).trialEndsAt).toEqual(trialEndsAt);
       expect(loaded.createdAt.getTime()).toBe(event.createdAt.getTime());
     });
+
+    if (options.inTransactions) {
+      test('in a user transaction: committed with it; a savepoint that rolls back undoes its write, instance and event included', async () => {
+        const subscription = await createSubscription();
+        const inner = SubscriptionNoteAdded.build({ subscription, note: 'inner' });
+        const built = writtenFieldsOf(inner);
+        let outer!: SubscriptionNoteAdded;
+
+        await dataSource.transaction(async (manager) => {
+          outer = await run(SubscriptionNoteAdded.build({ subscription, note: 'outer' }), manager);
+          const before = columnsOf(subscription);
+          const undone = await rejectionOf(
+            manager.transaction(async (savepoint) => {
+              await run(inner, savepoint);
+              expect(subscription).toMatchObject({ version: 3, notes: ['outer', 'inner'] });
+              throw new Error('undo the savepoint');
+            }),
+          );
+          expect(undone.message).toBe('undo the savepoint');
+          expect(writtenFieldsOf(inner)).toEqual(built);
+          expect(columnsOf(subscription)).toEqual(before);
+          // Inside: the outer write; outside: nothing yet.
+          const [{ count }] = await manager.query(`SELECT count(*)::int AS count FROM subscription_events WHERE subscription_id = $1`, [subscription.id]);
+          expect(count).toBe(2);
+          expect(await eventRows(dataSource, subscription.id)).toHaveLength(1);
+          expect(committed).toEqual([]);
+        });
+
+        expect(committed).toHaveLength(1);
+        expect(committed[0]).toHaveLength(perWrite);
+        expect(committed[0]).toContain(outer);
+        expect(committed[0]).not.toContain(inner);
+        expect(subscription).toMatchObject({ version: 2, notes: ['outer'] });
+        expect((await eventRows(dataSource, subscription.id)).map((row) => [row.version, row.data.note ?? null])).toEqual([
+          [1, null],
+          [2, 'outer'],
+        ]);
+        // The undone event was never written: it can be written now.
+        const rewritten = await run(inner);
+        expect(rewritten).toBe(inner);
+        expect(inner.version).toBe(3);
+        expect(subscription).toMatchObject({ version: 3, notes: ['outer', 'inner'] });
+        expect(await es.verify(Subscription, { id: subscription.id })).toEqual([]);
+      });
+    }
+
+    if (outbox) {
+      test('outbox: one row per async reactor, in the transaction of the event, seen by other connections only after COMMIT', async () => {
+        const subscription = await createSubscription();
+        const seen: { inside: { eventId: number; reactor: string }[]; outsideOutbox: number; outsideEvents: number }[] = [];
+        beforeCommit = async (queryRunner) => {
+          const inside: { eventId: number; reactor: string }[] = await queryRunner.query(
+            `SELECT o.event_id::float8 AS "eventId", o.reactor FROM es_outbox o
+             JOIN subscription_events e ON o.events_table = 'subscription_events' AND e.id = o.event_id
+             WHERE e.tx_id = txid_current() ORDER BY o.event_id, o.reactor`,
+          );
+          // Other transactions commit meanwhile (the relay's, claiming nothing): only this write's count.
+          if (inside.length === 0) return;
+          const ids = inside.map((row) => row.eventId);
+          const [{ count: outsideOutbox }] = await dataSource.query(`SELECT count(*)::int AS count FROM es_outbox WHERE event_id = ANY($1::bigint[])`, [ids]);
+          const [{ count: outsideEvents }] = await dataSource.query(`SELECT count(*)::int AS count FROM subscription_events WHERE id = ANY($1::bigint[])`, [ids]);
+          seen.push({ inside, outsideOutbox, outsideEvents });
+        };
+
+        const event = await run(SubscriptionNoteAdded.build({ subscription, note: 'outboxed' }));
+        beforeCommit = undefined;
+
+        const written = committed[0];
+        expect(written).toContain(event);
+        const rowsOf = (events: AggregateEvent[]) =>
+          events
+            .flatMap((e) => outbox.reactors.map((reactor) => ({ eventId: e.id, reactor })))
+            .sort((a, b) => a.eventId - b.eventId || byKey(a.reactor, b.reactor));
+        expect(seen).toEqual([{ inside: rowsOf(written), outsideOutbox: 0, outsideEvents: 0 }]);
+        expect(await outboxLog()).toEqual(
+          expect.arrayContaining(rowsOf([event]).map((row) => ({ ...row, tx: event.txId }))),
+        );
+        await waitForReactors(es, { timeout: 20_000 });
+        expect(runs.filter((entry) => entry.eventId === event.id).map((entry) => entry.reactor).sort(byKey)).toEqual([...outbox.reactors].sort(byKey));
+        expect(await outboxRowCount()).toBe(0);
+      });
+
+      test('outbox: writes that fail leave no row and run no reactor (apply throws, INSERT fails, expected version mismatch)', async () => {
+        const subscription = await createSubscription();
+        await run(SubscriptionCancelled.build({ subscription, reason: 'first' }));
+        await waitForReactors(es, { timeout: 20_000 });
+        const logged = (await outboxLog()).length;
+        const ran = runs.length;
+        committed.length = 0;
+
+        await expectFailedWrite(subscription, SubscriptionCancelled.build({ subscription, reason: 'again' }));
+        await expectFailedWrite(subscription, SubscriptionRenamed.build({ subscription, stripeKey: 'explode' }));
+        await expectFailedWrite(subscription, SubscriptionNoteAdded.build({ subscription, note: 'late' }, { expectedVersion: 1 }), true);
+        await waitForReactors(es, { timeout: 20_000 });
+
+        expect((await outboxLog()).length).toBe(logged);
+        expect(runs).toHaveLength(ran);
+        expect(await outboxRowCount()).toBe(0);
+      });
+
+      if (options.inTransactions) {
+        test('outbox: a savepoint that rolls back leaves no row; the rows of the outer transaction commit with it', async () => {
+          const subscription = await createSubscription();
+          await waitForReactors(es, { timeout: 20_000 });
+          const logged = (await outboxLog()).length;
+          const inner = SubscriptionNoteAdded.build({ subscription, note: 'inner' });
+          let outer!: SubscriptionNoteAdded;
+          let outboxInside = -1;
+
+          await dataSource.transaction(async (manager) => {
+            outer = await run(SubscriptionNoteAdded.build({ subscription, note: 'outer' }), manager);
+            await rejectionOf(
+              manager.transaction(async (savepoint) => {
+                await run(inner, savepoint);
+                throw new Error('undo the savepoint');
+              }),
+            );
+            [{ count: outboxInside }] = await manager.query(`SELECT count(*)::int AS count FROM es_outbox`);
+          });
+
+          expect(inner.id).toBeUndefined();
+          expect(outboxInside).toBe(perWrite * outbox.reactors.length);
+          const log = (await outboxLog()).slice(logged);
+          expect(log).toHaveLength(perWrite * outbox.reactors.length);
+          expect(log.every((row) => row.tx === outer.txId)).toBe(true);
+          expect(log.filter((row) => row.eventId === outer.id).map((row) => row.reactor).sort(byKey)).toEqual([...outbox.reactors].sort(byKey));
+        });
+      }
+    }
   });
 }
