@@ -94,9 +94,11 @@ export class TransactionLog {
     const depth = transactionDepthOf(queryRunner);
     if (depth > 0) {
       for (const entry of open.events) entry.depth = Math.min(entry.depth, depth);
-      // The released savepoint's copies merge into the enclosing level, the older copy winning.
+      // The released savepoint's copies merge into the enclosing level: a copy that level took
+      // itself is older and wins; otherwise the released copy is that level's state before its
+      // first write (a copy at a shallower level says nothing about this one).
       for (const snapshot of open.callers.filter((s) => s.depth > depth)) {
-        const older = open.callers.some((other) => other !== snapshot && other.caller === snapshot.caller && other.depth <= depth);
+        const older = open.callers.some((other) => other !== snapshot && other.caller === snapshot.caller && other.depth === depth);
         if (older) open.callers.splice(open.callers.indexOf(snapshot), 1);
         else snapshot.depth = depth;
       }

@@ -30,8 +30,12 @@ import { rejectionOf } from '../support/rejection';
 
 writePathLint('manager.save(event)', ({ manager, event }) => manager.save(event), { inTransactions: true });
 writePathLint('es.append(event)', ({ es, manager, event }) => es.append(event, { manager }), { inTransactions: true });
-writePathLint('manager.transaction(m => m.save(event))', ({ manager, event }) =>
-  manager.transaction((transaction) => transaction.save(event)),
+writePathLint(
+  'manager.transaction(m => m.save(event))',
+  ({ manager, event }) => manager.transaction((transaction) => transaction.save(event)),
+  // Inside a user transaction this nests savepoints, whose released copies of the caller's
+  // instance must merge into the right level.
+  { inTransactions: true },
 );
 
 /** Polls until `condition` holds; fails after `attempts` tries (a guard against hanging, not a timing assertion). */
