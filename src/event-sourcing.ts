@@ -193,14 +193,15 @@ export class EventSourcing {
     assertExpectedVersion(`es.append(${event.type})`, options.expectedVersion);
     if (options.expectedVersion !== undefined) pendingWriteOf(event).expectedVersion = options.expectedVersion;
     const manager = options.manager ?? this.#dataSource.manager;
+    const ownTransaction = !manager.queryRunner?.isTransactionActive;
     try {
       return await manager.save(event);
     } catch (error) {
       const pending = pendingWriteOf(event);
       const aggregateId = event.aggregateId ?? (pending.aggregate ? definition.idOf(pending.aggregate) : undefined);
       if (isConnectionLoss(error) && !(error instanceof ConnectionLostError)) {
-        // Its own transaction (no manager given) got to COMMIT: the loss met the COMMIT.
-        throw new ConnectionLostError(definition.name, aggregateId, error, Boolean(pending.awaitingCommit) && !options.manager);
+        // The save's own transaction got past its statements to COMMIT: the loss met the COMMIT.
+        throw new ConnectionLostError(definition.name, aggregateId, error, Boolean(pending.awaitingCommit) && ownTransaction);
       }
       throw asConcurrencyError(error, definition, aggregateId);
     }

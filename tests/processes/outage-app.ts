@@ -161,6 +161,8 @@ async function main(): Promise<void> {
     if (order.version > stored) stats.violations.push(`order ${order.id}: instance at version ${order.version} ahead of its row at ${stored}`);
     if (stored > order.version) {
       stats.committedAnyway += 1;
+      // A write that committed although it was reported lost must have said it might have.
+      if (error instanceof ConnectionLostError && !error.inDoubt) stats.violations.push(`order ${order.id}: committed, but its ConnectionLostError was not inDoubt: ${error.message}`);
       await reload(order).catch(() => undefined);
     }
   }
