@@ -1,6 +1,7 @@
 import type { Processor, Queue, Worker } from 'bullmq';
 import type { DataSource } from 'typeorm';
 import { EventSourcingConfigError } from '../errors/event-sourcing-config-error';
+import { EventSourcingError } from '../errors/event-sourcing-error';
 import type { WrittenEvent } from '../events/transaction-log';
 import type { EventSourcingRegistry } from '../metadata/event-sourcing-registry';
 import { IDENTITY_TABLE } from '../schema/event-sourcing-schema';
@@ -201,11 +202,15 @@ async function dropConnections(owner: Worker<ReactorJobData> | Queue, options: R
   for (const client of [backend.client, backend.blockingClient]) {
     if (!client) continue;
     const redis = (await withTimeout(client, 250, 'connecting to Redis').catch(() => undefined)) as
-      | { disconnect?: () => void; stream?: { destroy(): void } }
+      | { connect?: () => Promise<void>; disconnect?: () => void; stream?: { destroy(): void } }
       | undefined;
-    redis?.disconnect?.();
+    if (!redis) continue;
+    // BullMQ's blocking-read watchdog may be half-way through resetting this connection: its
+    // reconnect would open a fresh socket after the drop and keep the process alive.
+    redis.connect = () => Promise.reject(new EventSourcingError('CLOSED', 'this Redis connection was dropped by close()'));
+    redis.disconnect?.();
     // disconnect() ends the socket politely; a frozen server never answers the FIN, and the
     // half-closed socket would keep the process alive.
-    redis?.stream?.destroy();
+    redis.stream?.destroy();
   }
 }
