@@ -1,6 +1,7 @@
 import type { Queue } from 'bullmq';
-import { Dispatcher, EventSourcing, type ReactorContext } from '../../src';
-import { OrderEvent, OrderPlaced, reactorNames, RUNS_TABLE } from '../processes/model';
+import { EventSourcing } from '../../src';
+import { OrderPlaced } from '../processes/model';
+import { recordingDispatcher } from '../processes/reactor-runs';
 import { recordFigure } from '../support/figures';
 import { completedJobs, expectedPairs, OutageDatabase, redisPid } from '../support/outages';
 import {
@@ -54,23 +55,6 @@ afterEach(async () => {
 afterAll(async () => {
   await killChildren();
 });
-
-function recordingDispatcher(): Dispatcher {
-  const dispatcher = new Dispatcher();
-  for (const name of reactorNames) {
-    const run = async (event: OrderEvent, context: ReactorContext) => {
-      await context.manager.query(`INSERT INTO ${RUNS_TABLE} (event_id, reactor, phase, pid, attempt, job_id) VALUES ($1, $2, 'done', $3, $4, $5)`, [
-        event.id,
-        context.reactor,
-        process.pid,
-        context.attempt,
-        context.job?.id ?? null,
-      ]);
-    };
-    dispatcher.on(OrderEvent, { async: run, name });
-  }
-  return dispatcher;
-}
 
 async function timed(work: () => Promise<unknown>): Promise<number> {
   const started = performance.now();
