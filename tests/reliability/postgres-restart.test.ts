@@ -1,11 +1,12 @@
 import type { Queue } from 'bullmq';
+import { childProcessHooks } from '../support/child-hooks';
 import { recordFigure } from '../support/figures';
 import { completedJobs, expectedPairs, OutageDatabase, sleep } from '../support/outages';
 import { PrivatePostgres } from '../support/private-postgres';
 import {
   ChildApp,
   closeAndExpectExit,
-  compileProcesses,
+  disposeQueue,
   inspectQueue,
   jobCounts,
   killChildren,
@@ -42,25 +43,23 @@ let pg: PrivatePostgres;
 let db: OutageDatabase | undefined;
 let queue: Queue | undefined;
 
-beforeAll(async () => {
-  await compileProcesses();
-  pg = await PrivatePostgres.create();
-  await pg.start();
-}, 120_000);
+childProcessHooks({
+  setup: async () => {
+    pg = await PrivatePostgres.create();
+    await pg.start();
+  },
+  teardown: async () => {
+    await pg?.dispose();
+  },
+});
 
 afterEach(async () => {
   await killChildren();
   await pg.start(); // a failed test may have left it stopped
-  await queue?.obliterate({ force: true }).catch(() => undefined);
-  await queue?.close();
+  await disposeQueue(queue);
   await db?.close();
   queue = undefined;
   db = undefined;
-});
-
-afterAll(async () => {
-  await killChildren();
-  await pg?.dispose();
 });
 
 function appEnv(queueName: string, extra: Record<string, string> = {}): Record<string, string> {

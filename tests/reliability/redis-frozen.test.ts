@@ -2,12 +2,13 @@ import type { Queue } from 'bullmq';
 import { EventSourcing } from '../../src';
 import { OrderPlaced } from '../processes/model';
 import { recordingDispatcher } from '../processes/reactor-runs';
+import { childProcessHooks } from '../support/child-hooks';
 import { recordFigure } from '../support/figures';
 import { completedJobs, expectedPairs, OutageDatabase, redisPid } from '../support/outages';
 import {
   ChildApp,
   closeAndExpectExit,
-  compileProcesses,
+  disposeQueue,
   inspectQueue,
   jobCounts,
   killChildren,
@@ -33,27 +34,20 @@ let frozenPid: number | undefined;
 let queue: Queue | undefined;
 let es: EventSourcing | undefined;
 
-beforeAll(async () => {
-  await compileProcesses();
-}, 120_000);
+childProcessHooks();
 
 afterEach(async () => {
   if (frozenPid) process.kill(frozenPid, 'SIGCONT');
   frozenPid = undefined;
   await killChildren();
   await es?.close();
-  await queue?.obliterate({ force: true }).catch(() => undefined);
-  await queue?.close();
+  await disposeQueue(queue);
   await redis?.dispose();
   await db?.close();
   es = undefined;
   queue = undefined;
   redis = undefined;
   db = undefined;
-});
-
-afterAll(async () => {
-  await killChildren();
 });
 
 async function timed(work: () => Promise<unknown>): Promise<number> {

@@ -4,7 +4,7 @@ import { OrderPlaced } from '../processes/model';
 import { recordingDispatcher } from '../processes/reactor-runs';
 import { recordFigure } from '../support/figures';
 import { completedJobs, expectedPairs, HandStartedRedis, OutageDatabase, sleep } from '../support/outages';
-import { inspectQueue, jobCounts, onlyCompleted, PrivateRedis, uniqueQueueName, waitFor } from '../support/processes';
+import { disposeQueue, inspectQueue, jobCounts, onlyCompleted, PrivateRedis, uniqueQueueName, waitFor } from '../support/processes';
 
 /**
  * Redis restarted while jobs wait in it: kept by the append-only file; lost without it (and the
@@ -22,8 +22,7 @@ afterEach(async () => {
   jest.restoreAllMocks();
   await es?.close();
   await redis?.start(); // a failed test may have left it stopped: clean the queue, then stop it
-  await queue?.obliterate({ force: true }).catch(() => undefined);
-  await queue?.close();
+  await disposeQueue(queue);
   await redis?.dispose();
   await handStarted?.stop();
   await db?.close();

@@ -407,6 +407,12 @@ export function inspectQueue(name: string, redisUrl: string): Queue {
   return queue;
 }
 
+/** A test's queue handle, if any: its jobs removed (as far as its Redis still answers), the handle closed. */
+export async function disposeQueue(queue: Queue | undefined): Promise<void> {
+  await queue?.obliterate({ force: true }).catch(() => undefined);
+  await queue?.close();
+}
+
 /** Every job of a queue, whatever its state. */
 export async function allJobs(queue: Queue): Promise<Job[]> {
   const jobs = await queue.getJobs(['waiting', 'active', 'delayed', 'prioritized', 'waiting-children', 'completed', 'failed'], 0, -1);
