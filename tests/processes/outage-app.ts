@@ -20,7 +20,7 @@ import { recordingDispatcher } from './reactor-runs';
  *                                          one loop per order, each bumping its own order until stopped
  *                                          (es.append with the instance's version expected, or BumpOrder.call);
  *                                          replies {"type":"looping"}
- *   {"cmd":"stats"}                        what the loops saw so far (see Stats)
+ *   {"cmd":"stats"}                        what the loops saw so far (see WriterStats)
  *   {"cmd":"stop-loop"}                    stops the loops, waits for them, replies with the stats
  *   {"cmd":"worker", ...ReactorWorkerOptions}   es.worker(), ready; replies {"type":"worker"}
  *   {"cmd":"close"}                        es.close() and dataSource.destroy(); replies {"type":"closed","ms":...},
@@ -30,7 +30,8 @@ import { recordingDispatcher } from './reactor-runs';
  * awaits (onError) are sent as {"type":"error","name","code","message"}.
  */
 
-interface Stats {
+/** What the write loops saw; the `stats` and `stop-loop` replies (type-only import for the tests). */
+export interface WriterStats {
   attempted: number;
   committed: number;
   /** Failed writes by error class name. */
@@ -47,7 +48,7 @@ interface Stats {
   unhandled: string[];
 }
 
-const stats: Stats = { attempted: 0, committed: 0, errors: {}, samples: {}, raw: [], violations: [], committedAnyway: 0, unhandled: [] };
+const stats: WriterStats = { attempted: 0, committed: 0, errors: {}, samples: {}, raw: [], violations: [], committedAnyway: 0, unhandled: [] };
 
 process.on('unhandledRejection', (reason) => {
   stats.unhandled.push((reason as Error)?.stack ?? String(reason));

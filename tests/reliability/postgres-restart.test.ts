@@ -1,4 +1,5 @@
 import type { Queue } from 'bullmq';
+import type { WriterStats } from '../processes/outage-app';
 import { childProcessHooks } from '../support/child-hooks';
 import { recordFigure } from '../support/figures';
 import { completedJobs, expectedPairs, OutageDatabase, sleep } from '../support/outages';
@@ -22,18 +23,6 @@ import {
  * on by themselves once the server is back; every job of every committed event runs once, even
  * when the server stays away longer than a job's retries would last.
  */
-
-/** Writer stats as outage-app reports them. */
-interface WriterStats {
-  attempted: number;
-  committed: number;
-  errors: Record<string, number>;
-  samples: Record<string, string>;
-  raw: string[];
-  violations: string[];
-  committedAnyway: number;
-  unhandled: string[];
-}
 
 /** What a write may fail with while the server goes away and comes back. */
 const NAMED_ERRORS = ['ConnectionLostError', 'ConcurrencyError'];
