@@ -1,8 +1,9 @@
 import 'reflect-metadata';
-import { createInterface } from 'node:readline';
 import { DataSource } from 'typeorm';
 import { ConcurrencyError, Dispatcher, EventSourcing, type ReactorContext } from '../../src';
-import { EFFECTS_TABLE, Order, orderEntities, OrderNoted, OrderPlaced, reactorNames, RUNS_TABLE } from './model';
+import { CommandLoop, definedOnly, env, type Handlers, optionalNumber, runChild, send, sleep } from './child-harness';
+import { EFFECTS_TABLE, Order, orderEntities, OrderNoted, OrderPlaced, reactorNames } from './model';
+import { recordRun } from './reactor-runs';
 
 /**
  * An application process of the reliability tests, driven by its parent: JSON commands on stdin,
@@ -40,34 +41,7 @@ import { EFFECTS_TABLE, Order, orderEntities, OrderNoted, OrderPlaced, reactorNa
  *                                                 then lets the event loop drain: the process must exit by itself
  */
 
-function send(message: Record<string, unknown>): void {
-  process.stdout.write(`${JSON.stringify(message)}\n`);
-}
-
-function env(name: string): string {
-  const value = process.env[name];
-  if (!value) throw new Error(`${name} is not set`);
-  return value;
-}
-
-function optionalNumber(name: string): number | undefined {
-  const value = process.env[name];
-  return value === undefined || value === '' ? undefined : Number(value);
-}
-
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 const delay = optionalNumber('REACTOR_DELAY_MS') ?? 0;
-
-async function recordRun(event: OrderPlaced, context: ReactorContext, phase: string): Promise<void> {
-  await context.manager.query(`INSERT INTO ${RUNS_TABLE} (event_id, reactor, phase, pid, attempt, job_id) VALUES ($1, $2, $3, $4, $5, $6)`, [
-    event.id,
-    context.reactor,
-    phase,
-    process.pid,
-    context.attempt,
-    context.job?.id ?? null,
-  ]);
-}
 
 function reactor(name: string) {
   const run = async (event: OrderPlaced, context: ReactorContext) => {
@@ -87,9 +61,6 @@ function reactor(name: string) {
 }
 
 async function main(): Promise<void> {
-  // A child whose parent is gone must not linger, whatever state it is in.
-  setTimeout(() => process.exit(3), optionalNumber('CHILD_MAX_LIFETIME_MS') ?? 150_000).unref();
-
   const dataSource = new DataSource({ type: 'postgres', url: env('DATABASE_URL'), entities: orderEntities, synchronize: false, logging: false });
   await dataSource.initialize();
   const dispatcher = new Dispatcher();
@@ -107,8 +78,6 @@ async function main(): Promise<void> {
       if (event.crash === 'trigger') crash('trigger', [...appended, event.id]);
     },
   });
-  const grace = optionalNumber('RELAY_GRACE');
-  const interval = optionalNumber('RELAY_INTERVAL');
   const es = await EventSourcing.attach(dataSource, {
     dispatcher,
     createSchema: false,
@@ -117,19 +86,13 @@ async function main(): Promise<void> {
       name: env('QUEUE_NAME'),
       attempts: 3,
       backoff: 200,
-      relay: { ...(grace === undefined ? {} : { grace }), ...(interval === undefined ? {} : { interval }) },
+      relay: definedOnly({ grace: optionalNumber('RELAY_GRACE'), interval: optionalNumber('RELAY_INTERVAL') }),
     },
     onError: (error) => send({ type: 'error', message: (error as Error)?.message ?? String(error) }),
   });
 
-  let closing = false;
-  const lines = createInterface({ input: process.stdin });
-  lines.on('close', () => {
-    // stdin ended without a close command: the parent is gone.
-    if (!closing) process.exit(4);
-  });
-
-  const handlers: Record<string, (command: Record<string, any>) => Promise<Record<string, unknown>>> = {
+  const commands = new CommandLoop();
+  const handlers: Handlers = {
     async save({ count, perTransaction = 1 }) {
       const durations: number[] = [];
       const errors: string[] = [];
@@ -231,35 +194,11 @@ async function main(): Promise<void> {
       return { type: 'relay' };
     },
     async close() {
-      closing = true;
-      const started = performance.now();
-      await es.close();
-      await dataSource.destroy();
-      lines.close();
-      process.stdin.destroy();
-      return { type: 'closed', ms: performance.now() - started };
+      return commands.close(es, dataSource);
     },
   };
 
-  // Commands run one at a time, in order.
-  let queue = Promise.resolve();
-  lines.on('line', (line) => {
-    if (!line.trim()) return;
-    queue = queue.then(async () => {
-      const command = JSON.parse(line) as Record<string, any>;
-      const handler = handlers[command.cmd];
-      try {
-        if (!handler) throw new Error(`unknown command ${line}`);
-        send(await handler(command));
-      } catch (error) {
-        send({ type: 'failed', cmd: command.cmd, message: (error as Error)?.stack ?? String(error) });
-      }
-    });
-  });
-  send({ type: 'ready', pid: process.pid });
+  commands.serve(handlers);
 }
 
-main().catch((error) => {
-  send({ type: 'failed', cmd: 'start', message: (error as Error)?.stack ?? String(error) });
-  process.exit(2);
-});
+runChild(main);

@@ -1,9 +1,10 @@
 import 'reflect-metadata';
-import { createInterface } from 'node:readline';
 import { DataSource } from 'typeorm';
-import { ConcurrencyError, ConnectionLostError, Dispatcher, EventSourcing, EventSourcingError, type ReactorContext } from '../../src';
-import { Order, OrderEvent, OrderPlaced, reactorNames, RUNS_TABLE } from './model';
+import { ConcurrencyError, ConnectionLostError, EventSourcing, EventSourcingError } from '../../src';
+import { CommandLoop, definedOnly, env, type Handlers, optionalNumber, runChild, send, sleep } from './child-harness';
+import { Order, OrderPlaced } from './model';
 import { BumpOrder, OrderBumped, outageEntities } from './outage-model';
+import { recordingDispatcher } from './reactor-runs';
 
 /**
  * An application process of the outage tests (PostgreSQL or Redis restarted, frozen or gone),
@@ -19,7 +20,7 @@ import { BumpOrder, OrderBumped, outageEntities } from './outage-model';
  *                                          one loop per order, each bumping its own order until stopped
  *                                          (es.append with the instance's version expected, or BumpOrder.call);
  *                                          replies {"type":"looping"}
- *   {"cmd":"stats"}                        what the loops saw so far (see Stats)
+ *   {"cmd":"stats"}                        what the loops saw so far (see WriterStats)
  *   {"cmd":"stop-loop"}                    stops the loops, waits for them, replies with the stats
  *   {"cmd":"worker", ...ReactorWorkerOptions}   es.worker(), ready; replies {"type":"worker"}
  *   {"cmd":"close"}                        es.close() and dataSource.destroy(); replies {"type":"closed","ms":...},
@@ -29,7 +30,8 @@ import { BumpOrder, OrderBumped, outageEntities } from './outage-model';
  * awaits (onError) are sent as {"type":"error","name","code","message"}.
  */
 
-interface Stats {
+/** What the write loops saw; the `stats` and `stop-loop` replies (type-only import for the tests). */
+export interface WriterStats {
   attempted: number;
   committed: number;
   /** Failed writes by error class name. */
@@ -46,42 +48,11 @@ interface Stats {
   unhandled: string[];
 }
 
-function send(message: Record<string, unknown>): void {
-  process.stdout.write(`${JSON.stringify(message)}\n`);
-}
-
-function env(name: string): string {
-  const value = process.env[name];
-  if (!value) throw new Error(`${name} is not set`);
-  return value;
-}
-
-function optionalNumber(name: string): number | undefined {
-  const value = process.env[name];
-  return value === undefined || value === '' ? undefined : Number(value);
-}
-
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
-
-const stats: Stats = { attempted: 0, committed: 0, errors: {}, samples: {}, raw: [], violations: [], committedAnyway: 0, unhandled: [] };
+const stats: WriterStats = { attempted: 0, committed: 0, errors: {}, samples: {}, raw: [], violations: [], committedAnyway: 0, unhandled: [] };
 
 process.on('unhandledRejection', (reason) => {
   stats.unhandled.push((reason as Error)?.stack ?? String(reason));
 });
-
-function reactor(name: string) {
-  const run = async (event: OrderEvent, context: ReactorContext) => {
-    await context.manager.query(`INSERT INTO ${RUNS_TABLE} (event_id, reactor, phase, pid, attempt, job_id) VALUES ($1, $2, 'done', $3, $4, $5)`, [
-      event.id,
-      context.reactor,
-      process.pid,
-      context.attempt,
-      context.job?.id ?? null,
-    ]);
-  };
-  Object.defineProperty(run, 'name', { value: name });
-  return run;
-}
 
 /** The columns the write path changes on the caller's instance. */
 function stateOf(order: Order): string {
@@ -89,18 +60,11 @@ function stateOf(order: Order): string {
 }
 
 async function main(): Promise<void> {
-  setTimeout(() => process.exit(3), optionalNumber('CHILD_MAX_LIFETIME_MS') ?? 150_000).unref();
-
   const dataSource = new DataSource({ type: 'postgres', url: env('DATABASE_URL'), entities: outageEntities, synchronize: false, logging: false });
   await dataSource.initialize();
-  const dispatcher = new Dispatcher();
-  for (const name of reactorNames) dispatcher.on(OrderEvent, { async: reactor(name), name });
-  const grace = optionalNumber('RELAY_GRACE');
-  const interval = optionalNumber('RELAY_INTERVAL');
-  const recheckAfter = optionalNumber('RECHECK_AFTER');
   const closeTimeout = optionalNumber('CLOSE_TIMEOUT');
   const es = await EventSourcing.attach(dataSource, {
-    dispatcher,
+    dispatcher: recordingDispatcher(),
     createSchema: false,
     queue: {
       connection: env('REDIS_URL'),
@@ -109,11 +73,7 @@ async function main(): Promise<void> {
       backoff: optionalNumber('BACKOFF') ?? 200,
       ...(process.env.KEEP_OUTBOX_UNTIL ? { keepOutboxUntil: process.env.KEEP_OUTBOX_UNTIL as 'enqueued' | 'completed' } : {}),
       ...(closeTimeout === undefined ? {} : { closeTimeout }),
-      relay: {
-        ...(grace === undefined ? {} : { grace }),
-        ...(interval === undefined ? {} : { interval }),
-        ...(recheckAfter === undefined ? {} : { recheckAfter }),
-      },
+      relay: definedOnly({ grace: optionalNumber('RELAY_GRACE'), interval: optionalNumber('RELAY_INTERVAL'), recheckAfter: optionalNumber('RECHECK_AFTER') }),
     },
     onError: (error) =>
       send({ type: 'error', name: (error as Error)?.constructor?.name, code: (error as EventSourcingError)?.code, message: (error as Error)?.message ?? String(error) }),
@@ -184,13 +144,8 @@ async function main(): Promise<void> {
     }
   }
 
-  let closing = false;
-  const lines = createInterface({ input: process.stdin });
-  lines.on('close', () => {
-    if (!closing) process.exit(4);
-  });
-
-  const handlers: Record<string, (command: Record<string, any>) => Promise<Record<string, unknown>>> = {
+  const commands = new CommandLoop();
+  const handlers: Handlers = {
     async create({ count }) {
       const ids: number[] = [];
       for (let i = 0; i < count; i += 1) {
@@ -234,40 +189,18 @@ async function main(): Promise<void> {
       return { type: 'worker' };
     },
     async close() {
-      closing = true;
-      const started = performance.now();
-      await es.close();
-      await dataSource.destroy();
-      lines.close();
-      process.stdin.destroy();
+      const closed = await commands.close(es, dataSource);
       // Still here a while later: say what keeps the process alive, for the parent's failure message.
       setTimeout(() => {
         const handles = (process as unknown as { _getActiveHandles(): Array<{ constructor: { name: string }; remoteAddress?: string; remotePort?: number }> })._getActiveHandles();
         process.stderr.write(`alive after close: ${JSON.stringify(handles.map((handle) => [handle.constructor.name, handle.remoteAddress, handle.remotePort]))}\n`);
       }, 3000).unref();
-      return { type: 'closed', ms: performance.now() - started };
+      return closed;
     },
   };
 
   // Commands run one at a time, in order; the write loops run beside them.
-  let queue = Promise.resolve();
-  lines.on('line', (line) => {
-    if (!line.trim()) return;
-    queue = queue.then(async () => {
-      const command = JSON.parse(line) as Record<string, any>;
-      const handler = handlers[command.cmd];
-      try {
-        if (!handler) throw new Error(`unknown command ${line}`);
-        send(await handler(command));
-      } catch (error) {
-        send({ type: 'failed', cmd: command.cmd, message: (error as Error)?.stack ?? String(error) });
-      }
-    });
-  });
-  send({ type: 'ready', pid: process.pid });
+  commands.serve(handlers);
 }
 
-main().catch((error) => {
-  send({ type: 'failed', cmd: 'start', message: (error as Error)?.stack ?? String(error) });
-  process.exit(2);
-});
+runChild(main);

@@ -1,7 +1,8 @@
 import { EventSourcing } from '../../src';
 import { Order, OrderEvent, OrderPlaced } from '../processes/model';
+import { childProcessHooks } from '../support/child-hooks';
 import { recordFigure } from '../support/figures';
-import { ChildApp, closeAndExpectExit, compileProcesses, killChildren, ReliabilityDatabase, sharedRedisUrl, uniqueQueueName, type ChildMessage } from '../support/processes';
+import { ChildApp, closeAndExpectExit, killChildren, ReliabilityDatabase, sharedRedisUrl, uniqueQueueName, type ChildMessage } from '../support/processes';
 
 /**
  * Many writers in several OS processes appending to the same aggregates, each with the version it
@@ -13,9 +14,7 @@ import { ChildApp, closeAndExpectExit, compileProcesses, killChildren, Reliabili
 let db: ReliabilityDatabase | undefined;
 let es: EventSourcing | undefined;
 
-beforeAll(async () => {
-  await compileProcesses();
-}, 120_000);
+childProcessHooks();
 
 afterEach(async () => {
   await killChildren();
@@ -23,10 +22,6 @@ afterEach(async () => {
   await db?.close();
   es = undefined;
   db = undefined;
-});
-
-afterAll(async () => {
-  await killChildren();
 });
 
 interface WriterReport {

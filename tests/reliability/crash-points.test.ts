@@ -1,12 +1,13 @@
 import type { Queue } from 'bullmq';
 import { EventSourcing } from '../../src';
 import { Order, reactorNames } from '../processes/model';
+import { childProcessHooks } from '../support/child-hooks';
 import { recordFigure } from '../support/figures';
 import {
   allJobs,
   ChildApp,
   closeAndExpectExit,
-  compileProcesses,
+  disposeQueue,
   inspectQueue,
   jobCounts,
   killChildren,
@@ -34,21 +35,14 @@ interface Scenario {
 }
 const scenarios: Scenario[] = [];
 
-beforeAll(async () => {
-  await compileProcesses();
-}, 120_000);
+childProcessHooks();
 
 afterEach(async () => {
   await killChildren();
   for (const { db, queue } of scenarios.splice(0)) {
-    await queue.obliterate({ force: true }).catch(() => undefined);
-    await queue.close();
+    await disposeQueue(queue);
     await db.close();
   }
-});
-
-afterAll(async () => {
-  await killChildren();
 });
 
 async function scenario(name: string, options: { deliverer?: boolean } = {}): Promise<Scenario> {

@@ -1,11 +1,13 @@
 import type { Queue } from 'bullmq';
+import type { WriterStats } from '../processes/outage-app';
+import { childProcessHooks } from '../support/child-hooks';
 import { recordFigure } from '../support/figures';
 import { completedJobs, expectedPairs, OutageDatabase, sleep } from '../support/outages';
 import { PrivatePostgres } from '../support/private-postgres';
 import {
   ChildApp,
   closeAndExpectExit,
-  compileProcesses,
+  disposeQueue,
   inspectQueue,
   jobCounts,
   killChildren,
@@ -22,18 +24,6 @@ import {
  * when the server stays away longer than a job's retries would last.
  */
 
-/** Writer stats as outage-app reports them. */
-interface WriterStats {
-  attempted: number;
-  committed: number;
-  errors: Record<string, number>;
-  samples: Record<string, string>;
-  raw: string[];
-  violations: string[];
-  committedAnyway: number;
-  unhandled: string[];
-}
-
 /** What a write may fail with while the server goes away and comes back. */
 const NAMED_ERRORS = ['ConnectionLostError', 'ConcurrencyError'];
 const ORDERS_PER_WRITER = 3;
@@ -42,25 +32,23 @@ let pg: PrivatePostgres;
 let db: OutageDatabase | undefined;
 let queue: Queue | undefined;
 
-beforeAll(async () => {
-  await compileProcesses();
-  pg = await PrivatePostgres.create();
-  await pg.start();
-}, 120_000);
+childProcessHooks({
+  setup: async () => {
+    pg = await PrivatePostgres.create();
+    await pg.start();
+  },
+  teardown: async () => {
+    await pg?.dispose();
+  },
+});
 
 afterEach(async () => {
   await killChildren();
   await pg.start(); // a failed test may have left it stopped
-  await queue?.obliterate({ force: true }).catch(() => undefined);
-  await queue?.close();
+  await disposeQueue(queue);
   await db?.close();
   queue = undefined;
   db = undefined;
-});
-
-afterAll(async () => {
-  await killChildren();
-  await pg?.dispose();
 });
 
 function appEnv(queueName: string, extra: Record<string, string> = {}): Record<string, string> {

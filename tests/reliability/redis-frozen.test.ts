@@ -1,12 +1,14 @@
 import type { Queue } from 'bullmq';
-import { Dispatcher, EventSourcing, type ReactorContext } from '../../src';
-import { OrderEvent, OrderPlaced, reactorNames, RUNS_TABLE } from '../processes/model';
+import { EventSourcing } from '../../src';
+import { OrderPlaced } from '../processes/model';
+import { recordingDispatcher } from '../processes/reactor-runs';
+import { childProcessHooks } from '../support/child-hooks';
 import { recordFigure } from '../support/figures';
 import { completedJobs, expectedPairs, OutageDatabase, redisPid } from '../support/outages';
 import {
   ChildApp,
   closeAndExpectExit,
-  compileProcesses,
+  disposeQueue,
   inspectQueue,
   jobCounts,
   killChildren,
@@ -32,17 +34,14 @@ let frozenPid: number | undefined;
 let queue: Queue | undefined;
 let es: EventSourcing | undefined;
 
-beforeAll(async () => {
-  await compileProcesses();
-}, 120_000);
+childProcessHooks();
 
 afterEach(async () => {
   if (frozenPid) process.kill(frozenPid, 'SIGCONT');
   frozenPid = undefined;
   await killChildren();
   await es?.close();
-  await queue?.obliterate({ force: true }).catch(() => undefined);
-  await queue?.close();
+  await disposeQueue(queue);
   await redis?.dispose();
   await db?.close();
   es = undefined;
@@ -50,27 +49,6 @@ afterEach(async () => {
   redis = undefined;
   db = undefined;
 });
-
-afterAll(async () => {
-  await killChildren();
-});
-
-function recordingDispatcher(): Dispatcher {
-  const dispatcher = new Dispatcher();
-  for (const name of reactorNames) {
-    const run = async (event: OrderEvent, context: ReactorContext) => {
-      await context.manager.query(`INSERT INTO ${RUNS_TABLE} (event_id, reactor, phase, pid, attempt, job_id) VALUES ($1, $2, 'done', $3, $4, $5)`, [
-        event.id,
-        context.reactor,
-        process.pid,
-        context.attempt,
-        context.job?.id ?? null,
-      ]);
-    };
-    dispatcher.on(OrderEvent, { async: run, name });
-  }
-  return dispatcher;
-}
 
 async function timed(work: () => Promise<unknown>): Promise<number> {
   const started = performance.now();

@@ -1,10 +1,11 @@
 import type { Queue } from 'bullmq';
+import { childProcessHooks } from '../support/child-hooks';
 import { recordFigure } from '../support/figures';
 import { completedJobs, expectedPairs, OutageDatabase } from '../support/outages';
 import {
   ChildApp,
   closeAndExpectExit,
-  compileProcesses,
+  disposeQueue,
   freePort,
   inspectQueue,
   jobCounts,
@@ -28,24 +29,17 @@ let db: OutageDatabase | undefined;
 let queue: Queue | undefined;
 let redis: PrivateRedis | undefined;
 
-beforeAll(async () => {
-  await compileProcesses();
-}, 120_000);
+childProcessHooks();
 
 afterEach(async () => {
   await killChildren();
   await redis?.start(); // a failed test may have left it stopped: clean the queue, then stop it
-  await queue?.obliterate({ force: true }).catch(() => undefined);
-  await queue?.close();
+  await disposeQueue(queue);
   await redis?.dispose();
   await db?.close();
   queue = undefined;
   redis = undefined;
   db = undefined;
-});
-
-afterAll(async () => {
-  await killChildren();
 });
 
 /**

@@ -1,9 +1,10 @@
 import type { Queue } from 'bullmq';
-import { Dispatcher, EventSourcing, EventSourcingError, type ReactorContext, type ReactorQueueOptions } from '../../src';
-import { OrderEvent, OrderPlaced, reactorNames, RUNS_TABLE } from '../processes/model';
+import { EventSourcing, EventSourcingError, type ReactorQueueOptions } from '../../src';
+import { OrderPlaced } from '../processes/model';
+import { recordingDispatcher } from '../processes/reactor-runs';
 import { recordFigure } from '../support/figures';
 import { completedJobs, expectedPairs, HandStartedRedis, OutageDatabase, sleep } from '../support/outages';
-import { inspectQueue, jobCounts, onlyCompleted, PrivateRedis, uniqueQueueName, waitFor } from '../support/processes';
+import { disposeQueue, inspectQueue, jobCounts, onlyCompleted, PrivateRedis, uniqueQueueName, waitFor } from '../support/processes';
 
 /**
  * Redis restarted while jobs wait in it: kept by the append-only file; lost without it (and the
@@ -21,8 +22,7 @@ afterEach(async () => {
   jest.restoreAllMocks();
   await es?.close();
   await redis?.start(); // a failed test may have left it stopped: clean the queue, then stop it
-  await queue?.obliterate({ force: true }).catch(() => undefined);
-  await queue?.close();
+  await disposeQueue(queue);
   await redis?.dispose();
   await handStarted?.stop();
   await db?.close();
@@ -32,23 +32,6 @@ afterEach(async () => {
   queue = undefined;
   db = undefined;
 });
-
-function recordingDispatcher(): Dispatcher {
-  const dispatcher = new Dispatcher();
-  for (const name of reactorNames) {
-    const run = async (event: OrderEvent, context: ReactorContext) => {
-      await context.manager.query(`INSERT INTO ${RUNS_TABLE} (event_id, reactor, phase, pid, attempt, job_id) VALUES ($1, $2, 'done', $3, $4, $5)`, [
-        event.id,
-        context.reactor,
-        process.pid,
-        context.attempt,
-        context.job?.id ?? null,
-      ]);
-    };
-    dispatcher.on(OrderEvent, { async: run, name });
-  }
-  return dispatcher;
-}
 
 /** Attaches to the test's database with a queue on `redisUrl`; errors nobody awaits are collected. */
 async function attach(redisUrl: string, name: string, options: Partial<ReactorQueueOptions> = {}): Promise<{ es: EventSourcing; errors: unknown[] }> {

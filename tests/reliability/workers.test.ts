@@ -1,9 +1,10 @@
 import type { Queue } from 'bullmq';
 import { reactorNames } from '../processes/model';
+import { childProcessHooks } from '../support/child-hooks';
 import {
   ChildApp,
   closeAndExpectExit,
-  compileProcesses,
+  disposeQueue,
   inspectQueue,
   jobCounts,
   killChildren,
@@ -22,21 +23,14 @@ import {
 let db: ReliabilityDatabase | undefined;
 let queue: Queue | undefined;
 
-beforeAll(async () => {
-  await compileProcesses();
-}, 120_000);
+childProcessHooks();
 
 afterEach(async () => {
   await killChildren();
-  await queue?.obliterate({ force: true }).catch(() => undefined);
-  await queue?.close();
+  await disposeQueue(queue);
   await db?.close();
   queue = undefined;
   db = undefined;
-});
-
-afterAll(async () => {
-  await killChildren();
 });
 
 function appEnv(queueName: string, extra: Record<string, string> = {}): Record<string, string> {

@@ -5,34 +5,26 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import type { Queue } from 'bullmq';
 import Redis from 'ioredis';
-import { Client } from 'pg';
 import { DataSource } from 'typeorm';
 import { EventSourcing, type VerifyMismatch } from '../../src';
 import { createRunsTable, Order, OrderEvent, reactorNames, RUNS_TABLE } from '../processes/model';
 import { outageEntities } from '../processes/outage-model';
+import { onServer, OrderDatabase } from './order-database';
 import { freePort } from './processes';
 
 /** Helpers of the outage tests: PostgreSQL or Redis stopped, restarted, frozen or forgetful. */
 
 export const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
-async function onServer<T>(serverUrl: string, work: (client: Client) => Promise<T>): Promise<T> {
-  const client = new Client({ connectionString: serverUrl });
-  await client.connect();
-  try {
-    return await work(client);
-  } finally {
-    await client.end();
-  }
-}
-
 /**
  * A database of one outage test on any server (the shared one, or a PrivatePostgres): the
  * reliability model plus the outage events, the library's schema and the reactor_runs table,
  * created before any child attaches.
  */
-export class OutageDatabase {
-  private constructor(readonly dataSource: DataSource, readonly url: string, readonly serverUrl: string) {}
+export class OutageDatabase extends OrderDatabase {
+  private constructor(dataSource: DataSource, url: string, readonly serverUrl: string) {
+    super(dataSource, url);
+  }
 
   static async create(name: string, serverUrl = process.env.DATABASE_URL): Promise<OutageDatabase> {
     if (!serverUrl) throw new Error('DATABASE_URL is not set: run the suite with `npm test`');
@@ -50,20 +42,6 @@ export class OutageDatabase {
     await es.close();
     await dataSource.query(createRunsTable);
     return new OutageDatabase(dataSource, url.toString(), serverUrl);
-  }
-
-  get eventsTable(): string {
-    return this.dataSource.getMetadata(OrderEvent).tableName;
-  }
-
-  async eventIds(): Promise<number[]> {
-    const rows: Array<{ id: number }> = await this.dataSource.query(`SELECT id::int AS id FROM ${this.eventsTable} ORDER BY id`);
-    return rows.map((row) => row.id);
-  }
-
-  async outboxCount(): Promise<number> {
-    const [{ count }] = await this.dataSource.query(`SELECT count(*)::int AS count FROM es_outbox`);
-    return count;
   }
 
   /** `${eventId}/${reactor}` of every reactor run recorded, sorted (duplicates kept). */
@@ -100,8 +78,7 @@ export class OutageDatabase {
   /** Closes the connection and drops the database (when its server still runs). */
   async close(): Promise<void> {
     if (this.dataSource.isInitialized) await this.dataSource.destroy();
-    const database = new URL(this.url).pathname.slice(1);
-    await onServer(this.serverUrl, (client) => client.query(`DROP DATABASE IF EXISTS "${database}" WITH (FORCE)`)).catch(() => undefined);
+    await this.drop(this.serverUrl).catch(() => undefined);
   }
 }
 

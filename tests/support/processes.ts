@@ -7,11 +7,11 @@ import path from 'node:path';
 import { createInterface } from 'node:readline';
 import { promisify } from 'node:util';
 import { Queue, type Job } from 'bullmq';
-import { Client } from 'pg';
 import type { DataSource } from 'typeorm';
 import { EventSourcing } from '../../src';
-import { createEffectsTable, createRunsTable, EFFECTS_TABLE, orderEntities, OrderEvent, RUNS_TABLE } from '../processes/model';
+import { createEffectsTable, createRunsTable, EFFECTS_TABLE, orderEntities, RUNS_TABLE } from '../processes/model';
 import { testDataSource } from './database';
+import { OrderDatabase } from './order-database';
 
 /**
  * Child processes for the reliability tests: tests/processes/*.ts compiled with tsc (decorator
@@ -326,8 +326,7 @@ export interface ReactorRun {
 }
 
 /** The database of one reliability test: schema created here, before any child attaches. */
-export class ReliabilityDatabase {
-  private constructor(readonly dataSource: DataSource, readonly url: string) {}
+export class ReliabilityDatabase extends OrderDatabase {
 
   static async create(name: string): Promise<ReliabilityDatabase> {
     // The pid keeps two runs of the suite at once (a shared checkout) off each other's database.
@@ -337,20 +336,6 @@ export class ReliabilityDatabase {
     await dataSource.query(createRunsTable);
     await dataSource.query(createEffectsTable);
     return new ReliabilityDatabase(dataSource, (dataSource.options as { url: string }).url);
-  }
-
-  get eventsTable(): string {
-    return this.dataSource.getMetadata(OrderEvent).tableName;
-  }
-
-  async eventIds(): Promise<number[]> {
-    const rows: Array<{ id: number }> = await this.dataSource.query(`SELECT id::int AS id FROM ${this.eventsTable} ORDER BY id`);
-    return rows.map((row) => row.id);
-  }
-
-  async outboxCount(): Promise<number> {
-    const [{ count }] = await this.dataSource.query(`SELECT count(*)::int AS count FROM es_outbox`);
-    return count;
   }
 
   async runs(phase?: 'started' | 'done'): Promise<ReactorRun[]> {
@@ -409,14 +394,7 @@ export class ReliabilityDatabase {
   /** Closes the connection and drops the database. */
   async close(): Promise<void> {
     if (this.dataSource.isInitialized) await this.dataSource.destroy();
-    const database = new URL(this.url).pathname.slice(1);
-    const client = new Client({ connectionString: process.env.DATABASE_URL });
-    await client.connect();
-    try {
-      await client.query(`DROP DATABASE IF EXISTS "${database}" WITH (FORCE)`);
-    } finally {
-      await client.end();
-    }
+    await this.drop(process.env.DATABASE_URL);
   }
 }
 
@@ -427,6 +405,12 @@ export function inspectQueue(name: string, redisUrl: string): Queue {
   const queue = new Queue(name, { connection: { host: url.hostname, port: Number(url.port || 6379), password } });
   queue.on('error', () => undefined); // while a test's Redis is stopped on purpose
   return queue;
+}
+
+/** A test's queue handle, if any: its jobs removed (as far as its Redis still answers), the handle closed. */
+export async function disposeQueue(queue: Queue | undefined): Promise<void> {
+  await queue?.obliterate({ force: true }).catch(() => undefined);
+  await queue?.close();
 }
 
 /** Every job of a queue, whatever its state. */
