@@ -6,11 +6,24 @@ import { dropSchemaStatements, schemaStatements } from './event-sourcing-schema'
 export type MigrationClass = new () => MigrationInterface;
 
 /**
- * A ready TypeORM migration creating what the library needs besides the tables that
- * `migration:generate` writes: the shared position sequence and the append-only trigger of every
- * events table the DataSource knows. TypeORM orders migrations by the timestamp at the end of
- * their name, so give one later than the migration that creates your events tables. Its
- * statements are idempotent: add another one, with a later timestamp, when you add an aggregate.
+ * A ready TypeORM migration creating what the library needs besides the aggregate and events
+ * tables that `migration:generate` writes (the same statements as `es.schema.sql()`):
+ *
+ * - the sequence `es_event_position`, which every events table's `position` column draws from;
+ * - the table `es_outbox`, which holds async reactor jobs between the event's transaction and the
+ *   queue (with its `job_key` and `enqueued_at` columns and indexes);
+ * - the one-row table `es_identity`: this database's random id (the first part of every reactor
+ *   job id) and `secret`, the key reactor jobs are signed with;
+ * - on every events table the DataSource knows, the trigger `es_append_only` (refuses UPDATE and
+ *   DELETE) and the statement trigger `es_no_truncate` (refuses TRUNCATE unless
+ *   `typeorm_es.allow_truncate` is on in the transaction).
+ *
+ * `down` drops the triggers, the outbox and identity tables and the sequence.
+ *
+ * TypeORM orders migrations by the timestamp at the end of their name, so give one later than the
+ * migration that creates your events tables. Its statements are idempotent (they also add columns
+ * and triggers missing from a schema made by an earlier version): add another one, with a later
+ * timestamp, when you add an aggregate. See docs/schema.md.
  *
  * @param timestamp - milliseconds since 1970, as in TypeORM's generated migration names
  *

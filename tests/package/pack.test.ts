@@ -1,5 +1,5 @@
 import { execFileSync, spawnSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { freshDatabase } from '../support/database';
@@ -13,20 +13,25 @@ const tsc = path.join(root, 'node_modules', 'typescript', 'bin', 'tsc');
 let work: string;
 let app: string;
 let files: string[];
+let installLog: string;
+let manifestBeforePack: string;
 
 beforeAll(() => {
   work = mkdtempSync(path.join(os.tmpdir(), 'es-pack-'));
+  manifestBeforePack = readFileSync(path.join(root, 'package.json'), 'utf8');
   const [packed] = JSON.parse(execFileSync('npm', ['pack', '--json', '--pack-destination', work], { cwd: root, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] }));
   files = packed.files.map((file: { path: string }) => file.path);
   app = path.join(work, 'app');
   mkdirSync(app);
   writeFileSync(path.join(app, 'package.json'), JSON.stringify({ name: 'pack-test-app', private: true }));
   // A real install: the package's declared dependencies must be enough (from npm's cache when warm).
-  execFileSync(
+  const install = spawnSync(
     'npm',
     ['install', '--prefer-offline', '--no-audit', '--no-fund', path.join(work, packed.filename), 'typeorm@1.1.1', 'pg@8.23.1', 'reflect-metadata@0.2.2', '@types/node@20'],
-    { cwd: app, stdio: ['ignore', 'ignore', 'pipe'] },
+    { cwd: app, encoding: 'utf8' },
   );
+  installLog = install.stdout + install.stderr;
+  if (install.status !== 0) throw new Error(`npm install of the tarball failed:\n${installLog}`);
   writeFileSync(
     path.join(app, 'tsconfig.json'),
     JSON.stringify({
@@ -46,6 +51,28 @@ afterAll(() => {
 test('the tarball ships the compiled library, its declarations and the README, not the sources or tests', () => {
   expect(files).toEqual(expect.arrayContaining(['dist/index.js', 'dist/index.d.ts', 'README.md', 'package.json']));
   expect(files.filter((file) => file.startsWith('src/') || file.startsWith('tests/'))).toEqual([]);
+});
+
+test('the installed package.json has no scripts, so installing the tarball asks nobody to approve an install script', () => {
+  const installed = JSON.parse(readFileSync(path.join(app, 'node_modules', 'typeorm-event-sourcing', 'package.json'), 'utf8'));
+  expect(installed.scripts).toBeUndefined();
+  expect(installed).toMatchObject({ name: 'typeorm-event-sourcing', main: 'dist/index.js', types: 'dist/index.d.ts' });
+  // npm 11 lists every package whose install scripts are not approved, one per line:
+  //   npm warn install-scripts   name@version (event: command)
+  // bullmq's msgpackr brings msgpackr-extract (a native build): that line is not ours to remove.
+  // npm before 11 prints no such list, so an empty one is accepted too.
+  const warned = [...installLog.matchAll(/^npm warn install-scripts\s+(\S+)@\S+ \(/gm)].map((match) => match[1]);
+  expect(warned.filter((name) => name !== 'msgpackr-extract')).toEqual([]);
+  expect(installLog).not.toMatch(/typeorm-event-sourcing[^\n]*\((?:pre|post)?(?:install|prepare)/);
+});
+
+test('packing leaves the repository package.json as it was, scripts and all', () => {
+  expect(readFileSync(path.join(root, 'package.json'), 'utf8')).toBe(manifestBeforePack);
+  const manifest = JSON.parse(manifestBeforePack);
+  // prepare (npm install in the repository) and prepack (npm pack, npm publish: prepare no longer
+  // runs once the scripts are stripped) both build dist/, so the tarball never ships a stale one.
+  expect(manifest.scripts).toMatchObject({ build: expect.any(String), prepare: 'npm run build', prepack: expect.stringMatching(/^npm run build && /) });
+  expect(existsSync(path.join(root, '.package.json.before-pack'))).toBe(false);
 });
 
 test('a separate TypeScript app type-checks against the package and runs the talk example', async () => {
