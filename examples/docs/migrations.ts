@@ -13,7 +13,7 @@ export function migratedDataSource(url: string): DataSource {
     synchronize: false,
     migrations: [
       InitialSchema1764000000000, // written by `typeorm migration:generate`: the tables
-      eventSourcingMigration(1764000000001), // the position sequence and append-only triggers
+      eventSourcingMigration(1764000000001), // the position sequence, outbox, identity and append-only triggers
     ],
   });
   // #endregion data-source

@@ -1,3 +1,4 @@
+import { UsageError } from '../errors/usage-error';
 import type { MigrationInterface, QueryRunner } from 'typeorm';
 import { EventSourcingRegistry } from '../metadata/event-sourcing-registry';
 import { dropSchemaStatements, schemaStatements } from './event-sourcing-schema';
@@ -37,7 +38,7 @@ export type MigrationClass = new () => MigrationInterface;
  */
 export function eventSourcingMigration(timestamp: number): MigrationClass {
   if (!Number.isSafeInteger(timestamp) || String(timestamp).length !== 13) {
-    throw new RangeError(`eventSourcingMigration needs a 13-digit millisecond timestamp, got ${timestamp}`);
+    throw new UsageError('eventSourcingMigration', 'timestamp', `must be a 13-digit millisecond timestamp, got ${timestamp}`);
   }
   const name = `EventSourcingSchema${timestamp}`;
   const migration = class implements MigrationInterface {

@@ -3,6 +3,7 @@ import { DataSource, type DataSourceOptions, type EntityManager } from 'typeorm'
 import {
   EventSourcing,
   EventSourcingConfigError,
+  UsageError,
   eventSourcingMigration,
   type AggregateEvent,
 } from 'typeorm-event-sourcing';
@@ -128,13 +129,13 @@ describe('es.schema', () => {
 });
 
 describe('eventSourcingMigration(timestamp)', () => {
-  test('is a migration class named after its timestamp; a timestamp that is not 13 digits is a RangeError', () => {
+  test('is a migration class named after its timestamp; a timestamp that is not 13 digits is a UsageError', () => {
     const migration = eventSourcingMigration(1764115200000);
     expect(migration.name).toBe('EventSourcingSchema1764115200000');
     expect(new migration().name).toBe('EventSourcingSchema1764115200000');
     for (const bad of [176411520000, 1.5, Number.NaN, 17641152000000]) {
-      expect(() => eventSourcingMigration(bad)).toThrow(RangeError);
-      expect(() => eventSourcingMigration(bad)).toThrow(`eventSourcingMigration needs a 13-digit millisecond timestamp, got ${bad}`);
+      expect(() => eventSourcingMigration(bad)).toThrow(UsageError);
+      expect(() => eventSourcingMigration(bad)).toThrow(`eventSourcingMigration: timestamp must be a 13-digit millisecond timestamp, got ${bad}`);
     }
   });
 
