@@ -1,6 +1,6 @@
 // Test helpers, a separate entry point (`typeorm-event-sourcing/testing`) so production code
 // does not load them.
-export { waitForReactors, type WaitForReactorsOptions } from './wait-for-reactors';
+export { waitForReactors, ReactorJobsFailedError, type FailedReactorJob, type WaitForReactorsOptions } from './wait-for-reactors';
 export { eventMatchers, type MatcherResult } from './event-matchers';
 export type { EventSummary, ExpectedEvent } from './event-summary';
 export { resetEventStore } from './reset-event-store';
