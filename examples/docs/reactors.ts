@@ -31,7 +31,7 @@ export async function run(dataSource: DataSource, redisUrl: string, queueName: s
     // #endregion with-metadata
 
     // #region wait
-    await waitForReactors(es); // from 'typeorm-event-sourcing/testing': every async job finished
+    await waitForReactors(es); // from 'typeorm-event-sourcing/testing': every async job completed, or ReactorJobsFailedError
     const mails = await dataSource.manager.find(SentMail, { order: { reactor: 'ASC' } });
     // [NewSubscriberNotification to creator@example.com, SubscriptionConfirmation to ada@example.com]
     // #endregion wait
