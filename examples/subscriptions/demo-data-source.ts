@@ -30,7 +30,9 @@ export async function demoEventSourcing(): Promise<{ dataSource: DataSource; es:
   // #region attach
   const dataSource = new DataSource({ type: 'postgres', url, entities: allEntities, synchronize: true });
   await dataSource.initialize();
-  // synchronize: true also makes attach create the library's sequence, outbox and triggers
+  // synchronize: true also makes attach create the library's sequence, outbox and triggers.
+  // An explicit queue name belongs to one database: a second database attaching under it is
+  // refused. Leave `name` out and each database gets a queue of its own.
   const es = await EventSourcing.attach(dataSource, { dispatcher, queue: { connection: redisUrl, name: 'typeorm-es-demo' } });
   // #endregion attach
   return { dataSource, es };
