@@ -60,8 +60,9 @@ function assertStorable(event: AggregateEvent): void {
 }
 
 /**
- * Checks an event about to be written that nothing about it can be settled by SQL: it was made
- * by `build`, it is not written already, it has an aggregate or creates one.
+ * Checks, before any SQL, what SQL cannot settle: the event was made by `build`, and it has an
+ * aggregate (whose id fits the primary column) or its type creates one. A second write of one
+ * instance is refused earlier, by the subscriber's claim.
  */
 function assertWritable(definition: AggregateDefinition, event: AggregateEvent, existingId: unknown): void {
   const pending = pendingWriteOf(event);

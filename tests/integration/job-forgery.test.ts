@@ -1,15 +1,14 @@
+import { activateNewSubscription } from '../support/activated-subscription';
 import { createHmac, randomUUID } from 'node:crypto';
-import { Queue, type Worker } from 'bullmq';
+import type { Worker } from 'bullmq';
 import type { DataSource } from 'typeorm';
 import { Dispatcher, EventSourcing, type ReactorContext } from 'typeorm-event-sourcing';
 import { waitForReactors } from 'typeorm-event-sourcing/testing';
 import { testDataSource } from '../support/database';
 import { recordFigure } from '../support/figures';
-import { waitFor } from '../support/processes';
+import { obliterateQueue, waitFor } from '../support/processes';
 import {
-  Subscription,
   SubscriptionActivated,
-  SubscriptionCreated,
   SubscriptionNoteAdded,
   subscriptionEntities,
 } from '../support/subscription-model';
@@ -55,16 +54,10 @@ beforeAll(async () => {
 afterAll(async () => {
   await es?.close();
   await dataSource?.destroy();
-  const url = new URL(redisUrl);
-  const queue = new Queue(queueName, { connection: { host: url.hostname, port: Number(url.port || 6379) } });
-  await queue.obliterate({ force: true }).finally(() => queue.close());
+  await obliterateQueue(queueName, redisUrl);
 });
 
-async function activate(stripeKey: string): Promise<SubscriptionActivated> {
-  const created = await dataSource.manager.save(SubscriptionCreated.build({ userId: 1 }));
-  const subscription = await dataSource.manager.findOneByOrFail(Subscription, { id: created.aggregateId });
-  return dataSource.manager.save(SubscriptionActivated.build({ subscription, stripeKey }));
-}
+const activate = (stripeKey: string) => activateNewSubscription(dataSource, stripeKey);
 
 interface JobFields {
   table: string;

@@ -1,11 +1,12 @@
-import { Queue, type Job, type Worker } from 'bullmq';
+import { activateNewSubscription } from '../support/activated-subscription';
+import type { Job, Worker } from 'bullmq';
 import type { DataSource } from 'typeorm';
 import { Dispatcher, EventSourcing, type ReactorContext } from 'typeorm-event-sourcing';
 import { resetEventStore, waitForReactors } from 'typeorm-event-sourcing/testing';
 import { testDataSource } from '../support/database';
 import { recordFigure } from '../support/figures';
-import { waitFor } from '../support/processes';
-import { Subscription, SubscriptionActivated, SubscriptionCreated, subscriptionEntities } from '../support/subscription-model';
+import { obliterateQueue, waitFor } from '../support/processes';
+import { SubscriptionActivated, subscriptionEntities } from '../support/subscription-model';
 
 /**
  * Defect 2 of the hardening issue: a job id was `${identity}.${position}.${reactor}`, so an id
@@ -48,21 +49,14 @@ beforeAll(async () => {
 afterAll(async () => {
   await es?.close();
   await dataSource?.destroy();
-  const url = new URL(redisUrl);
-  const queue = new Queue(queueName, { connection: { host: url.hostname, port: Number(url.port || 6379) } });
-  await queue.obliterate({ force: true }).finally(() => queue.close());
+  await obliterateQueue(queueName, redisUrl);
 });
 
 beforeEach(() => {
   runs.length = 0;
 });
 
-/** A created subscription and its activation, through the plain write path. */
-async function activate(stripeKey: string): Promise<SubscriptionActivated> {
-  const created = await dataSource.manager.save(SubscriptionCreated.build({ userId: 1 }));
-  const subscription = await dataSource.manager.findOneByOrFail(Subscription, { id: created.aggregateId });
-  return dataSource.manager.save(SubscriptionActivated.build({ subscription, stripeKey }));
-}
+const activate = (stripeKey: string) => activateNewSubscription(dataSource, stripeKey);
 
 async function jobsOf(event: SubscriptionActivated): Promise<Job[]> {
   const jobs = await es.queue.getJobs(['waiting', 'active', 'delayed', 'completed', 'failed']);

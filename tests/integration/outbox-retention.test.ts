@@ -1,12 +1,12 @@
-import { Queue } from 'bullmq';
+import { activateNewSubscription } from '../support/activated-subscription';
 import Redis from 'ioredis';
 import type { DataSource } from 'typeorm';
 import { Dispatcher, EventSourcing, EventSourcingError, type ReactorContext, type ReactorQueueOptions } from 'typeorm-event-sourcing';
 import { waitForReactors } from 'typeorm-event-sourcing/testing';
 import { testDataSource } from '../support/database';
 import { recordFigure } from '../support/figures';
-import { PrivateRedis, waitFor } from '../support/processes';
-import { Subscription, SubscriptionActivated, SubscriptionCreated, subscriptionEntities } from '../support/subscription-model';
+import { obliterateQueue, PrivateRedis, waitFor } from '../support/processes';
+import { SubscriptionActivated, subscriptionEntities } from '../support/subscription-model';
 
 /**
  * Defect 11 of the hardening issue (the parts one process can show): an outbox row was deleted as
@@ -36,20 +36,14 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await dataSource?.destroy();
-  const url = new URL(redisUrl);
-  const queue = new Queue(queueName, { connection: { host: url.hostname, port: Number(url.port || 6379) } });
-  await queue.obliterate({ force: true }).finally(() => queue.close());
+  await obliterateQueue(queueName, redisUrl);
 });
 
 beforeEach(() => {
   runs.length = 0;
 });
 
-async function activate(stripeKey: string): Promise<SubscriptionActivated> {
-  const created = await dataSource.manager.save(SubscriptionCreated.build({ userId: 1 }));
-  const subscription = await dataSource.manager.findOneByOrFail(Subscription, { id: created.aggregateId });
-  return dataSource.manager.save(SubscriptionActivated.build({ subscription, stripeKey }));
-}
+const activate = (stripeKey: string) => activateNewSubscription(dataSource, stripeKey);
 
 interface OutboxState {
   eventId: number;

@@ -1,3 +1,4 @@
+import { activateNewSubscription } from '../support/activated-subscription';
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -10,7 +11,7 @@ import { Dispatcher, EventSourcing, EventSourcingError, type ReactorContext } fr
 import { waitForReactors } from 'typeorm-event-sourcing/testing';
 import { testDataSource } from '../support/database';
 import { freePort, waitFor } from '../support/processes';
-import { Subscription, SubscriptionActivated, SubscriptionCreated, subscriptionEntities } from '../support/subscription-model';
+import { SubscriptionActivated, subscriptionEntities } from '../support/subscription-model';
 
 /**
  * Defect 4 of the hardening issue: a `rediss://` URL was read as host and port, so the library
@@ -97,11 +98,7 @@ beforeEach(() => {
   runs.length = 0;
 });
 
-async function activate(stripeKey: string): Promise<SubscriptionActivated> {
-  const created = await dataSource.manager.save(SubscriptionCreated.build({ userId: 1 }));
-  const subscription = await dataSource.manager.findOneByOrFail(Subscription, { id: created.aggregateId });
-  return dataSource.manager.save(SubscriptionActivated.build({ subscription, stripeKey }));
-}
+const activate = (stripeKey: string) => activateNewSubscription(dataSource, stripeKey);
 
 async function outboxCount(): Promise<number> {
   const [{ count }] = await dataSource.query('SELECT count(*)::int AS count FROM es_outbox');

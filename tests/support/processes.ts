@@ -407,6 +407,12 @@ export function inspectQueue(name: string, redisUrl: string): Queue {
   return queue;
 }
 
+/** Removes every job of a queue and closes the handle; a failure to remove them fails the caller. */
+export async function obliterateQueue(name: string, redisUrl: string): Promise<void> {
+  const queue = inspectQueue(name, redisUrl);
+  await queue.obliterate({ force: true }).finally(() => queue.close());
+}
+
 /** A test's queue handle, if any: its jobs removed (as far as its Redis still answers), the handle closed. */
 export async function disposeQueue(queue: Queue | undefined): Promise<void> {
   await queue?.obliterate({ force: true }).catch(() => undefined);
