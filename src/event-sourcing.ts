@@ -5,7 +5,7 @@ import { isConnectionLoss } from './errors/connection-loss';
 import { ConnectionLostError } from './errors/connection-lost-error';
 import { EventAlreadyWrittenError } from './errors/event-already-written-error';
 import { ImmutableEventError } from './errors/immutable-event-error';
-import { UsageError } from './errors/usage-error';
+import { assertObjectArgument } from './errors/usage-error';
 import type { AggregateEvent, EventMetadata } from './events/aggregate-event';
 import { withMetadata } from './events/metadata-scope';
 import { markAttached } from './events/attached-event-classes';
@@ -62,10 +62,6 @@ export type AggregateClass<A> = abstract new (...args: any[]) => A;
 
 const attached = new Map<DataSource, EventSourcing>();
 
-/** Options given as `null` (or another non-object) are a mistake to name, not a TypeError. */
-function assertOptions(subject: string, options: unknown): void {
-  if (options === null || typeof options !== 'object') throw new UsageError(subject, 'options', 'must be an object');
-}
 
 /** What commands and test helpers need of an instance, kept off its public surface. */
 export interface EventSourcingInternals {
@@ -177,7 +173,7 @@ export class EventSourcing {
    */
   async append<E extends AggregateEvent>(event: E, options: AppendOptions = {}): Promise<E> {
     this.#assertOpen();
-    assertOptions('es.append', options);
+    assertObjectArgument('es.append', 'options', options);
     if (!(event instanceof Object) || !this.#dataSource.hasMetadata(event.constructor)) {
       throw new EventSourcingConfigError(
         `${(event as object | null)?.constructor?.name ?? String(event)} is not an entity of this DataSource: list every event class in the DataSource's entities`,
@@ -245,7 +241,7 @@ export class EventSourcing {
   /** Rebuilds every aggregate of a type in short transactions with bounded memory. */
   async rebuildAll<A extends object>(aggregate: AggregateClass<A>, options: RebuildAllOptions = {}): Promise<RebuildProgress> {
     this.#assertOpen();
-    assertOptions('es.rebuildAll', options);
+    assertObjectArgument('es.rebuildAll', 'options', options);
     return rebuildAll(this.#dataSource.manager, this.#registry.aggregate(aggregate), options);
   }
 

@@ -2,7 +2,7 @@ import { validate as validateRules } from 'class-validator';
 import type { ObjectLiteral } from 'typeorm';
 import { ConcurrencyError } from '../errors/concurrency-error';
 import { EventSourcingConfigError } from '../errors/event-sourcing-config-error';
-import { UsageError } from '../errors/usage-error';
+import { assertObjectArgument } from '../errors/usage-error';
 import { ValidationError, type AttributeIssue } from '../errors/validation-error';
 import { attachedTo } from '../event-sourcing';
 import { AggregateEvent } from '../events/aggregate-event';
@@ -55,8 +55,8 @@ export async function runCommand(
   options: CommandCallOptions,
 ): Promise<CommandEvents | null> {
   const name = CommandClass.name;
-  if (options === null || typeof options !== 'object') throw new UsageError(`${name}.call`, 'options', 'must be an object');
-  if (attributes === null || typeof attributes !== 'object') throw new UsageError(`${name}.call`, 'attributes', 'must be an object');
+  assertObjectArgument(`${name}.call`, 'options', options);
+  assertObjectArgument(`${name}.call`, 'attributes', attributes);
   assertExpectedVersion(`${name}.call`, options.expectedVersion);
   const { es, internals } = attachedTo(options.manager);
   const storage = getMetadataStorage();

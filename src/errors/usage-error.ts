@@ -17,3 +17,8 @@ export class UsageError extends EventSourcingError {
     super('USAGE', `${subject}: ${argument} ${reason}`);
   }
 }
+
+/** Options or attributes given as `null` (or any non-object) are a usage mistake to name, not a TypeError. */
+export function assertObjectArgument(subject: string, argument: string, value: unknown, reason = 'must be an object'): asserts value is object {
+  if (value === null || typeof value !== 'object') throw new UsageError(subject, argument, reason);
+}

@@ -1,6 +1,6 @@
 import { Column, getMetadataArgsStorage } from 'typeorm';
 import { EventSourcingConfigError } from '../errors/event-sourcing-config-error';
-import { UsageError } from '../errors/usage-error';
+import { assertObjectArgument } from '../errors/usage-error';
 import { InvalidEventDataError } from '../errors/invalid-event-data-error';
 import { UnknownEventAttributeError } from '../errors/unknown-event-attribute-error';
 import { getMetadataStorage } from '../metadata/metadata-storage';
@@ -141,7 +141,7 @@ export abstract class AggregateEvent<A extends object = any> {
     if (attributes === null || typeof attributes !== 'object') {
       throw new InvalidEventDataError(event.type, 'attributes', 'must be an object');
     }
-    if (options === null || typeof options !== 'object') throw new UsageError(event.type, 'options', 'must be an object');
+    assertObjectArgument(event.type, 'options', options);
     for (const key of Object.keys(attributes)) {
       const value = (attributes as Record<string, unknown>)[key];
       if (key === 'metadata') {

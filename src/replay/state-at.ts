@@ -1,7 +1,7 @@
 import { LessThanOrEqual, type EntityManager, type ObjectLiteral } from 'typeorm';
 import type { AggregateDefinition } from '../aggregates/aggregate-definition';
 import { assertAggregateId } from '../aggregates/aggregate-id';
-import { UsageError } from '../errors/usage-error';
+import { assertObjectArgument, UsageError } from '../errors/usage-error';
 import { VersionOutOfRangeError } from '../errors/version-out-of-range-error';
 import type { AggregateEvent } from '../events/aggregate-event';
 import { assertExists } from './history';
@@ -56,7 +56,7 @@ const MAX_VERSION = 2 ** 31 - 1;
 
 /** Exactly one of `version` (a positive integer the int column can hold) and `at` (a valid Date in range). */
 function momentOf(subject: string, options: unknown): { version: number } | { at: Date } {
-  if (options === null || typeof options !== 'object') throw new UsageError(subject, 'options', 'must be { version } or { at }');
+  assertObjectArgument(subject, 'options', options, 'must be { version } or { at }');
   const hasVersion = 'version' in options && (options as { version?: unknown }).version !== undefined;
   const hasAt = 'at' in options && (options as { at?: unknown }).at !== undefined;
   if (hasVersion === hasAt) throw new UsageError(subject, 'options', `must give exactly one of version and at, got ${hasVersion ? 'both' : 'neither'}`);

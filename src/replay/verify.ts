@@ -1,7 +1,7 @@
 import type { EntityManager, ObjectLiteral } from 'typeorm';
 import type { AggregateDefinition } from '../aggregates/aggregate-definition';
 import { assertAggregateId } from '../aggregates/aggregate-id';
-import { UsageError } from '../errors/usage-error';
+import { assertObjectArgument } from '../errors/usage-error';
 import { aggregateIdPages, assertExists, loadHistories } from './history';
 import { replayEvents } from './replay-events';
 
@@ -51,7 +51,7 @@ async function verifyIds(manager: EntityManager, definition: AggregateDefinition
  * primary-key order a batch at a time. An empty array means every row matches its history.
  */
 export async function verify(manager: EntityManager, definition: AggregateDefinition, options: VerifyOptions = {}): Promise<VerifyMismatch[]> {
-  if (options === null || typeof options !== 'object') throw new UsageError(`verify(${definition.name})`, 'options', 'must be an object');
+  assertObjectArgument(`verify(${definition.name})`, 'options', options);
   // A present but undefined id is a mistake, not a request to verify every row.
   if ('id' in options) {
     assertAggregateId(definition, `verify(${definition.name})`, options.id);
