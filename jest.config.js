@@ -2,7 +2,7 @@
  * Tiers, one jest project each, so `npm test` stays one run (one --json result) while
  * `npm run test:unit` needs no server: only projects with tests selected run their globalSetup.
  *   unit         tests/unit: no database, no Redis
- *   integration  tests/integration, tests/package: real PostgreSQL and Redis
+ *   integration  tests/integration, tests/package, examples (the docs' jest files): real PostgreSQL and Redis
  *   reliability  tests/reliability: child processes, private servers stopped and restarted
  */
 const testTimeout = 60000;
@@ -28,7 +28,7 @@ const servers = '<rootDir>/tests/support/global-setup.ts';
 module.exports = {
   projects: [
     { ...common, displayName: 'unit', roots: ['<rootDir>/tests/unit'] },
-    { ...common, displayName: 'integration', roots: ['<rootDir>/tests/integration', '<rootDir>/tests/package'], globalSetup: servers },
+    { ...common, displayName: 'integration', roots: ['<rootDir>/tests/integration', '<rootDir>/tests/package', '<rootDir>/examples'], globalSetup: servers },
     { ...common, displayName: 'reliability', roots: ['<rootDir>/tests/reliability'], globalSetup: servers },
   ],
   // After the run, the figures the tests recorded (tests/support/figures.ts), summed.

@@ -8,6 +8,7 @@ export {
   type BuildOptions,
   type DataKeys,
   type EventAttributes,
+  type AggregateKeyOf,
   type EventMetadata,
 } from './events/aggregate-event';
 export { Attribute, type AttributeOptions } from './commands/attribute.decorator';

@@ -1,7 +1,9 @@
+// #region imports
 import type { DataSource } from 'typeorm';
 import { ConcurrencyError, ValidationError } from 'typeorm-event-sourcing';
 import { ActivateSubscription, CancelSubscription, CreateSubscription } from '../subscriptions/commands';
 import { Subscription } from '../subscriptions/model';
+// #endregion imports
 
 /** docs/commands.md: calling commands and what comes back. */
 export async function run(dataSource: DataSource) {

@@ -1,7 +1,9 @@
+// #region imports
 import { DataSource } from 'typeorm';
 import { eventSourcingMigration } from 'typeorm-event-sourcing';
 import { InitialSchema1764000000000 } from '../subscriptions/migrations/1764000000000-initial-schema';
 import { entities } from '../subscriptions/model';
+// #endregion imports
 
 /** docs/schema.md: a production DataSource whose schema comes from migrations. */
 export function migratedDataSource(url: string): DataSource {

@@ -1,3 +1,4 @@
+// #region imports
 import type { DataSource } from 'typeorm';
 import { EventSourcing } from 'typeorm-event-sourcing';
 import { waitForReactors } from 'typeorm-event-sourcing/testing';
@@ -6,13 +7,16 @@ import { Subscription, SubscriptionActivated, SubscriptionCreated } from '../sub
 import { Reward, RewardCreated } from '../subscriptions/reward';
 import { SentMail } from '../subscriptions/sent-mail';
 import { UserRegistered } from '../subscriptions/user';
+// #endregion imports
 
 /** docs/reactors.md: the dispatcher, a worker, and what the reactors did. */
-export async function run(dataSource: DataSource, redisUrl: string, queueName: string) {
+export async function run(dataSource: DataSource, redisUrl: string) {
   // #region attach
   const es = await EventSourcing.attach(dataSource, {
     dispatcher,
-    queue: { connection: redisUrl, name: queueName, attempts: 3, backoff: 1000 },
+    // No `name`: the default queue name is derived from the database, so every process of this
+    // database shares the queue and no other database does.
+    queue: { connection: redisUrl, attempts: 3, backoff: 1000 },
   });
   const worker = es.worker({ concurrency: 5 }); // a BullMQ Worker, plus an outbox relay
   // #endregion attach

@@ -1,6 +1,8 @@
+// #region imports
 import type { DataSource } from 'typeorm';
 import type { EventSourcing } from 'typeorm-event-sourcing';
 import { Subscription, SubscriptionActivated, SubscriptionCancelled, SubscriptionCreated } from '../subscriptions/model';
+// #endregion imports
 
 /** docs/replay.md: history, the time machine, rebuild and verify. */
 export async function run(dataSource: DataSource, es: EventSourcing) {

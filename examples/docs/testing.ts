@@ -1,7 +1,9 @@
+// #region imports
 import { ValidationError } from 'typeorm-event-sourcing';
 import { given } from 'typeorm-event-sourcing/testing';
 import { ActivateSubscription } from '../subscriptions/commands';
 import { Subscription, SubscriptionActivated, SubscriptionCancelled, SubscriptionCreated } from '../subscriptions/model';
+// #endregion imports
 
 /** docs/testing.md: scenarios as a test suite writes them (each resolves, or throws with a diff). */
 export async function activationScenarios() {

@@ -1,6 +1,8 @@
+// #region imports
 import type { DataSource } from 'typeorm';
 import { ConcurrencyError, EventApplyError, type EventSourcing } from 'typeorm-event-sourcing';
 import { Subscription, SubscriptionActivated, SubscriptionCancelled, SubscriptionCreated } from '../subscriptions/model';
+// #endregion imports
 
 /** docs/concepts.md: the ways to write events. Returns what the docs say happens. */
 export async function run(dataSource: DataSource, es: EventSourcing) {

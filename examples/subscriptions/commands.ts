@@ -1,7 +1,10 @@
+// #region imports
 import { IsInt, IsNotEmpty, IsOptional, IsPositive, MaxLength } from 'class-validator';
 import { Attribute, Command } from 'typeorm-event-sourcing';
 import { Subscription, SubscriptionActivated, SubscriptionCancelled, SubscriptionCreated } from './model';
+// #endregion imports
 
+// #region create
 /** Creates a subscription (its first event creates the aggregate). */
 export class CreateSubscription extends Command<SubscriptionCreated> {
   @Attribute() @IsInt() @IsPositive() userId!: number;
@@ -10,6 +13,7 @@ export class CreateSubscription extends Command<SubscriptionCreated> {
     return SubscriptionCreated.build({ userId: this.userId, rewardId: this.rewardId ?? null });
   }
 }
+// #endregion create
 
 // #region activate
 export class ActivateSubscription extends Command<SubscriptionActivated> {
@@ -31,6 +35,7 @@ export class ActivateSubscription extends Command<SubscriptionActivated> {
 }
 // #endregion activate
 
+// #region cancel
 export class CancelSubscription extends Command<SubscriptionCancelled> {
   @Attribute() subscription!: Subscription;
   @Attribute() @IsNotEmpty() @MaxLength(200) reason!: string;
@@ -41,3 +46,4 @@ export class CancelSubscription extends Command<SubscriptionCancelled> {
     return SubscriptionCancelled.build({ subscription: this.subscription, reason: this.reason });
   }
 }
+// #endregion cancel

@@ -1,3 +1,4 @@
+// #region imports
 import 'reflect-metadata';
 import { Client } from 'pg';
 import { DataSource } from 'typeorm';
@@ -5,6 +6,7 @@ import { EventSourcing } from 'typeorm-event-sourcing';
 import { ensureServices } from '../../scripts/ensure-services';
 import { dispatcher } from './dispatcher';
 import { allEntities } from './entities';
+// #endregion imports
 
 /** The demo's own database on the server DATABASE_URL names, created on first run. */
 async function demoDatabaseUrl(serverUrl: string): Promise<string> {

@@ -1,6 +1,8 @@
+// #region imports
 import { Dispatcher } from 'typeorm-event-sourcing';
 import { SubscriptionActivated, SubscriptionCancelled } from './model';
 import { NewSubscriberNotification, RecountRewardSubscribers, SubscriptionConfirmation } from './reactors';
+// #endregion imports
 
 // #region dispatcher
 export const dispatcher = new Dispatcher()

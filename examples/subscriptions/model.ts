@@ -1,6 +1,8 @@
+// #region imports
 import 'reflect-metadata';
 import { Column, Entity, PrimaryGeneratedColumn } from 'typeorm';
 import { Aggregate, AggregateEvent, AggregateVersion, Data, EventsOf, EventType, HasEvents } from 'typeorm-event-sourcing';
+// #endregion imports
 
 // #region aggregate
 // The aggregate: an ordinary TypeORM entity that has many events.
@@ -21,7 +23,7 @@ export class Subscription {
 // #region events
 // Its events, stored in subscription_events.
 @EventsOf(() => Subscription)
-export abstract class SubscriptionEvent extends AggregateEvent<Subscription> {}
+export abstract class SubscriptionEvent extends AggregateEvent<Subscription, 'subscription'> {}
 
 @EventType('Subscription.Created', { creates: true })
 export class SubscriptionCreated extends SubscriptionEvent {

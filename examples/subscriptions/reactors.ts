@@ -1,8 +1,10 @@
+// #region imports
 import type { Reactor, ReactorContext } from 'typeorm-event-sourcing';
 import { Subscription, type SubscriptionActivated, type SubscriptionEvent } from './model';
 import { Reward, RewardSubscribersRecounted } from './reward';
 import { SentMail } from './sent-mail';
 import { User } from './user';
+// #endregion imports
 
 // #region idempotent-reactor
 /** Async: mails the backer. Jobs are delivered at least once, so sending is keyed by event. */
@@ -23,6 +25,12 @@ async function sendMail(ctx: ReactorContext, event: SubscriptionEvent, recipient
     .orIgnore() // unique (reactor, eventId)
     .execute();
 }
+
+/** The subscription an event belongs to, and its backer. */
+async function subscriberOf(event: SubscriptionEvent, ctx: ReactorContext): Promise<{ subscription: Subscription; user: User }> {
+  const subscription = await ctx.manager.findOneByOrFail(Subscription, { id: event.aggregateId });
+  return { subscription, user: await ctx.manager.findOneByOrFail(User, { id: subscription.userId }) };
+}
 // #endregion idempotent-reactor
 
 /** Async: tells the creator about a new backer. */
@@ -31,11 +39,6 @@ export class NewSubscriberNotification implements Reactor<SubscriptionActivated>
     const { user } = await subscriberOf(event, ctx);
     await sendMail(ctx, event, 'creator@example.com', `New backer: ${user.name}`);
   }
-}
-
-async function subscriberOf(event: SubscriptionEvent, ctx: ReactorContext): Promise<{ subscription: Subscription; user: User }> {
-  const subscription = await ctx.manager.findOneByOrFail(Subscription, { id: event.aggregateId });
-  return { subscription, user: await ctx.manager.findOneByOrFail(User, { id: subscription.userId }) };
 }
 
 // #region trigger-reactor

@@ -1,7 +1,10 @@
+// #region imports
 import 'reflect-metadata';
 import { Column, Entity, PrimaryGeneratedColumn } from 'typeorm';
 import { Aggregate, AggregateEvent, AggregateVersion, Data, EventsOf, EventType, HasEvents } from 'typeorm-event-sourcing';
+// #endregion imports
 
+// #region reward
 /** A reward backers subscribe to; its subscriber count is kept by a trigger reactor. */
 @Aggregate()
 @Entity()
@@ -14,7 +17,7 @@ export class Reward {
 }
 
 @EventsOf(() => Reward)
-export abstract class RewardEvent extends AggregateEvent<Reward> {}
+export abstract class RewardEvent extends AggregateEvent<Reward, 'reward'> {}
 
 @EventType('Reward.Created', { creates: true })
 export class RewardCreated extends RewardEvent {
@@ -33,5 +36,7 @@ export class RewardSubscribersRecounted extends RewardEvent {
     return reward;
   }
 }
+
+// #endregion reward
 
 export const rewardEntities = [Reward, RewardEvent, RewardCreated, RewardSubscribersRecounted];

@@ -1,5 +1,8 @@
+// #region imports
 import { Column, CreateDateColumn, Entity, PrimaryGeneratedColumn, Unique } from 'typeorm';
+// #endregion imports
 
+// #region sent-mail
 /** Stands in for a mail provider: one row per mail "sent" by the mail reactors. */
 @Entity('sent_mails')
 @Unique(['reactor', 'eventId'])
@@ -12,3 +15,4 @@ export class SentMail {
   @Column({ type: 'varchar' }) subject!: string;
   @CreateDateColumn({ type: 'timestamptz' }) sentAt!: Date;
 }
+// #endregion sent-mail

@@ -1,6 +1,8 @@
+// #region imports
 import 'reflect-metadata';
 import { Column, Entity, PrimaryGeneratedColumn } from 'typeorm';
 import { Aggregate, AggregateEvent, AggregateVersion, Data, EventsOf, EventType, HasEvents } from 'typeorm-event-sourcing';
+// #endregion imports
 
 /** A backer. */
 @Aggregate()
@@ -14,7 +16,7 @@ export class User {
 }
 
 @EventsOf(() => User)
-export abstract class UserEvent extends AggregateEvent<User> {}
+export abstract class UserEvent extends AggregateEvent<User, 'user'> {}
 
 @EventType('User.Registered', { creates: true })
 export class UserRegistered extends UserEvent {

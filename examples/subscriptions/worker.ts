@@ -1,4 +1,6 @@
+// #region imports
 import { demoEventSourcing } from './demo-data-source';
+// #endregion imports
 
 /** Runs the demo's async reactors until SIGINT or SIGTERM (docker compose's `worker` service). */
 async function main(): Promise<void> {

@@ -24,31 +24,46 @@ export interface BuildOptions {
 
 /** The property names of an event that are data (not methods, not the base class's). */
 export type DataKeys<E> = {
-  [K in keyof E]-?: K extends keyof AggregateEvent<any> ? never : E[K] extends (...args: any[]) => any ? never : K;
+  [K in keyof E]-?: K extends keyof AggregateEvent<any, any> ? never : E[K] extends (...args: any[]) => any ? never : K;
 }[keyof E];
 
 /** The aggregate an event class belongs to. */
-export type AggregateOf<E> = E extends AggregateEvent<infer A> ? A : never;
+export type AggregateOf<E> = E extends AggregateEvent<infer A, any> ? A : never;
 
 /**
- * What `Event.build` accepts: the event's `@Data` attributes, optional `metadata`, and the
- * aggregate under its camel-cased class name (`subscription`) or as `aggregate`. Leave the
- * aggregate out to create a new one. Unknown keys raise `UnknownEventAttributeError` at run time.
+ * The key `build` takes the aggregate under: the events class's second type parameter
+ * (`AggregateEvent<Subscription, 'subscription'>`), or `aggregate` when it has none.
+ */
+export type AggregateKeyOf<E> = E extends AggregateEvent<any, infer K> ? (string extends K ? 'aggregate' : K) : never;
+
+/**
+ * What `Event.build` accepts: the event's `@Data` attributes (required unless declared optional
+ * in TypeScript), optional `metadata`, and the aggregate under its key ({@link AggregateKeyOf}).
+ * Leave the aggregate out to create a new one. Unknown keys are compile errors here, and raise
+ * `UnknownEventAttributeError` at run time for callers TypeScript does not check.
  */
 export type EventAttributes<E> = Pick<E, DataKeys<E>> & {
   /** Free-form context stored with the event. */
   metadata?: EventMetadata;
-} & { [aggregateKey: string]: unknown };
+} & { [P in AggregateKeyOf<E>]?: AggregateOf<E> | null };
+
+/** Carries the aggregate key type; never present at run time. */
+declare const aggregateKeyType: unique symbol;
 
 /**
  * Base class of every event. Each aggregate has one abstract events class (one table),
  * decorated with `@EventsOf`; each concrete event extends it, has a stable `@EventType` name,
  * `@Data` attributes and an `apply` calculator.
  *
+ * @typeParam A - the aggregate entity.
+ * @typeParam K - the key `build` takes the aggregate under: the aggregate's camel-cased class
+ *   name (`'subscription'`). Left out, the key is `aggregate`. Either way a misspelt key or an
+ *   aggregate of another type is a compile error.
+ *
  * @example
  * ```ts
  * @EventsOf(() => Subscription)
- * export abstract class SubscriptionEvent extends AggregateEvent<Subscription> {}
+ * export abstract class SubscriptionEvent extends AggregateEvent<Subscription, 'subscription'> {}
  *
  * @EventType('Subscription.Activated')
  * export class SubscriptionActivated extends SubscriptionEvent {
@@ -62,7 +77,12 @@ export type EventAttributes<E> = Pick<E, DataKeys<E>> & {
  * }
  * ```
  */
-export abstract class AggregateEvent<A extends object = any> {
+export abstract class AggregateEvent<A extends object = any, K extends string = string> {
+  /**
+   * Type only: the key `build` takes the aggregate under. At run time `build` accepts the
+   * camel-cased class name of the aggregate or `aggregate`, so `K` must be one of those.
+   */
+  declare readonly [aggregateKeyType]?: K;
   /** The row id, unique within the events table. */
   declare id: number;
   /** The aggregate's primary key (the `<aggregate>_id` column). */
@@ -121,7 +141,7 @@ export abstract class AggregateEvent<A extends object = any> {
    * );
    * ```
    */
-  static build<E extends AggregateEvent<any>>(
+  static build<E extends AggregateEvent<any, any>>(
     this: new () => E,
     attributes: EventAttributes<E>,
     options: BuildOptions = {},

@@ -27,7 +27,7 @@ const naming = new DefaultNamingStrategy();
  * @example
  * ```ts
  * @EventsOf(() => Subscription)
- * export abstract class SubscriptionEvent extends AggregateEvent<Subscription> {}
+ * export abstract class SubscriptionEvent extends AggregateEvent<Subscription, 'subscription'> {}
  * ```
  */
 export function EventsOf(aggregate: () => Function, options: EventsOfOptions = {}): ClassDecorator {

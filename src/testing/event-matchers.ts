@@ -1,7 +1,13 @@
 import { inspect, isDeepStrictEqual } from 'node:util';
-import type { AggregateEvent } from '../events/aggregate-event';
+// Brings the `expect` package's types into this build so the augmentation below has a module to
+// augment; TypeScript drops the import from the emitted declarations.
+import type {} from 'expect';
+import type { AggregateEvent, DataKeys } from '../events/aggregate-event';
 import { getMetadataStorage } from '../metadata/metadata-storage';
 import { actualSummary, expectedSummary, matches, type ExpectedEvent } from './event-summary';
+
+/** The data `toHaveEmitted` compares: some of the event class's `@Data` attributes. */
+export type EmittedData<E> = Partial<Pick<E, DataKeys<E>>>;
 
 /** What a jest matcher returns. */
 export interface MatcherResult {
@@ -58,12 +64,21 @@ export const eventMatchers = {
   },
 };
 
+// Both ways of getting `expect` in jest: the global one (@types/jest) and the one imported from
+// @jest/globals (the `expect` package's own types).
 declare global {
   // eslint-disable-next-line @typescript-eslint/no-namespace
   namespace jest {
     interface Matchers<R> {
       /** The event (or one of the events) is of this class and carries this data. */
-      toHaveEmitted(eventClass: abstract new () => AggregateEvent, data?: Record<string, unknown>): R;
+      toHaveEmitted<E extends AggregateEvent<any, any>>(eventClass: abstract new () => E, data?: EmittedData<E>): R;
     }
+  }
+}
+
+declare module 'expect' {
+  interface Matchers<R> {
+    /** The event (or one of the events) is of this class and carries this data. */
+    toHaveEmitted<E extends AggregateEvent<any, any>>(eventClass: abstract new () => E, data?: EmittedData<E>): R;
   }
 }

@@ -1,16 +1,14 @@
+import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { EventSourcing } from 'typeorm-event-sourcing';
-import { eventMatchers, resetEventStore } from 'typeorm-event-sourcing/testing';
 import { migratedDataSource } from '../../examples/docs/migrations';
 import { run as runCommands } from '../../examples/docs/commands';
 import { run as runReactors } from '../../examples/docs/reactors';
-import { activationScenarios, wrongExpectation } from '../../examples/docs/testing';
-import { ActivateSubscription } from '../../examples/subscriptions/commands';
+import { run as runNaming } from '../../examples/docs/naming';
 import { run as runReplay } from '../../examples/docs/replay';
 import { run as runWritingEvents } from '../../examples/docs/writing-events';
 import { allEntities } from '../../examples/subscriptions/entities';
 import { entities, Subscription, SubscriptionActivated, SubscriptionCreated } from '../../examples/subscriptions/model';
-import type { DataSource } from 'typeorm';
 import { freshDatabase, testDataSource } from '../support/database';
 import { codeBlocks, docFiles, region, root } from '../../scripts/doc-includes';
 
@@ -27,6 +25,26 @@ test.each(tsBlocks.map((block) => [`${block.doc}: ${block.include ?? block.code.
     expect(block.include).toBeDefined();
     const [file, name] = block.include!.split('#');
     expect(block.code).toBe(region(path.join(root, file), name));
+  },
+);
+
+test.each(docFiles().map((doc) => [path.relative(root, doc), doc] as const))(
+  '%s shows where every example comes from: its imports, or a link to the whole file',
+  (_name, doc) => {
+    const text = readFileSync(doc, 'utf8');
+    const blocks = codeBlocks(doc).filter((block) => block.include);
+    const linked = new Set(
+      [...text.matchAll(/\]\(([^)#\s]+\.ts)(?:#[^)]*)?\)/g)].map((match) => path.relative(root, path.resolve(path.dirname(doc), match[1]))),
+    );
+    const unexplained: string[] = [];
+    const seen = new Set<string>();
+    for (const block of blocks) {
+      const [file, name] = block.include!.split('#');
+      if (name === 'imports') seen.add(file);
+      else if (!seen.has(file) && !linked.has(file)) unexplained.push(block.include!);
+    }
+    expect(unexplained).toEqual([]);
+    for (const file of linked) expect(existsSync(path.join(root, file))).toBe(true);
   },
 );
 
@@ -59,7 +77,7 @@ describe('the examples the docs show', () => {
   test('reactors (docs/reactors.md)', async () => {
     const dataSource = await testDataSource('docs_reactors', allEntities);
     try {
-      const result = await runReactors(dataSource, process.env.REDIS_URL!, `docs-reactors-${Date.now()}`);
+      const result = await runReactors(dataSource, process.env.REDIS_URL!);
       expect(result).toEqual({
         activatedMetadata: { requestId: 'req-42' },
         rewardCount: 1,
@@ -90,46 +108,6 @@ describe('the examples the docs show', () => {
     }
   });
 
-  describe('testing (docs/testing.md)', () => {
-    let dataSource: DataSource;
-    let es: EventSourcing;
-    // #region setup
-    expect.extend(eventMatchers); // adds expect(...).toHaveEmitted(EventClass, data?)
-
-    beforeAll(async () => {
-      dataSource = await testDataSource('docs_testing', entities);
-      es = await EventSourcing.attach(dataSource);
-    });
-    afterEach(() => resetEventStore(es)); // empties aggregate, events and outbox tables
-    afterAll(async () => {
-      await es.close();
-      await dataSource.destroy();
-    });
-    // #endregion setup
-
-    test('the scenarios pass', async () => {
-      await activationScenarios();
-    });
-
-    test('a wrong expectation fails with a readable diff', async () => {
-      await expect(wrongExpectation()).rejects.toThrow(/\+ actual - expected[\s\S]*\+\s+stripeKey: 'sub_66123'[\s\S]*-\s+stripeKey: 'sub_99999'/);
-    });
-
-    test('the matcher', async () => {
-      const created = await dataSource.manager.save(SubscriptionCreated.build({ userId: 1 }));
-      const subscription = await dataSource.manager.findOneByOrFail(Subscription, { id: created.aggregateId });
-      // #region matcher
-      const result = await ActivateSubscription.call({ subscription, stripeKey: 'sub_66123' });
-      expect(result).toHaveEmitted(SubscriptionActivated, { stripeKey: 'sub_66123' });
-      expect(result).not.toHaveEmitted(SubscriptionActivated, { stripeKey: 'sub_1' });
-      // #endregion matcher
-    });
-
-    test('resetEventStore left nothing from the previous case', async () => {
-      expect(await dataSource.manager.count(Subscription)).toBe(0);
-    });
-  });
-
   test('replay (docs/replay.md)', async () => {
     const dataSource = await testDataSource('docs_replay', entities);
     const es = await EventSourcing.attach(dataSource);
@@ -150,6 +128,15 @@ describe('the examples the docs show', () => {
       await es.close();
       await dataSource.destroy();
     }
+  });
+});
+
+test('a snake_case naming strategy (docs/schema.md): aggregate columns follow it, events tables are snake_case anyway', async () => {
+  expect(await runNaming(await freshDatabase('docs_naming'))).toEqual({
+    subscription: ['id', 'user_id', 'reward_id', 'status', 'stripe_key', 'activated_at', 'version'],
+    subscriptionEvents: ['id', 'version', 'schema_version', 'data', 'metadata', 'created_at', 'position', 'tx_id', 'subscription_id', 'type'],
+    stored: [{ stripe_key: 'sub_1', activated: true }],
+    mismatches: [],
   });
 });
 

@@ -264,6 +264,7 @@ describe('event data', () => {
     test('build with an unknown attribute, __proto__ from JSON.parse included: UnknownEventAttributeError', () => {
       const unknown = (() => {
         try {
+          // @ts-expect-error an unknown key is a compile error; JavaScript callers meet the run-time check
           SubscriptionNoteAdded.build({ subscription, note: 'n', colour: 'red' });
         } catch (error) {
           return error as UnknownEventAttributeError;
@@ -286,9 +287,11 @@ describe('event data', () => {
     });
 
     test('build with something else than a Subscription as the aggregate: InvalidEventDataError', () => {
+      // @ts-expect-error an aggregate of the wrong type is a compile error; JavaScript callers meet the run-time check
       expect(() => SubscriptionNoteAdded.build({ subscription: { id: subscription.id }, note: 'n' })).toThrow(
         new InvalidEventDataError('Subscription.NoteAdded', 'subscription', 'must be a Subscription instance'),
       );
+      // @ts-expect-error as above
       expect(() => SubscriptionNoteAdded.build({ subscription: { id: subscription.id }, note: 'n' })).toThrow(
         'Subscription.NoteAdded: subscription must be a Subscription instance',
       );

@@ -26,7 +26,7 @@ class MemoryDossier {
 }
 
 @EventsOf(() => MemoryDossier)
-abstract class MemoryDossierEvent extends AggregateEvent<MemoryDossier> {}
+abstract class MemoryDossierEvent extends AggregateEvent<MemoryDossier, 'memoryDossier'> {}
 
 @EventType('MemoryDossier.Opened', { creates: true })
 class MemoryDossierOpened extends MemoryDossierEvent {

@@ -339,7 +339,9 @@ describe('testing helpers', () => {
       const subscription = await activeSubscription();
       const result = await CancelSubscription.call({ subscription, reason: 'moving' });
       const message = "toHaveEmitted: SubscriptionCancelled has no @Data attribute 'reasn' (its attributes: reason)";
+      // @ts-expect-error the typo is a compile error too; the run-time check is for JavaScript and casts
       expect(() => expect(result).toHaveEmitted(SubscriptionCancelled, { reason: 'moving', reasn: 'typo' })).toThrow(message);
+      // @ts-expect-error as above
       expect(() => expect(result).not.toHaveEmitted(SubscriptionCancelled, { reasn: 'typo' })).toThrow(message);
       expect(() => expect(result).toHaveEmitted(SubscriptionEvent, { reason: 'moving' })).toThrow(
         "toHaveEmitted: SubscriptionEvent has no @Data attribute 'reason' (its attributes: none)",

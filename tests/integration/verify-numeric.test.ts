@@ -14,7 +14,7 @@ class PricedItem {
 }
 
 @EventsOf(() => PricedItem)
-abstract class PricedItemEvent extends AggregateEvent<PricedItem> {}
+abstract class PricedItemEvent extends AggregateEvent<PricedItem, 'pricedItem'> {}
 
 @EventType('PricedItem.Priced', { creates: true })
 class PricedItemPriced extends PricedItemEvent {

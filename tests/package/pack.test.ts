@@ -2,6 +2,7 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { Client } from 'pg';
 import { freshDatabase } from '../support/database';
 
 /**
@@ -15,6 +16,11 @@ let app: string;
 let files: string[];
 let installLog: string;
 let manifestBeforePack: string;
+/** What docs/getting-started.md has a project install for its tests, at the versions this repository uses. */
+const testTools = ['typescript', 'jest', '@jest/globals', 'ts-jest', '@types/jest'].map(
+  (name) => `${name}@${JSON.parse(readFileSync(path.join(root, 'node_modules', name, 'package.json'), 'utf8')).version}`,
+);
+const fixtures = path.join(__dirname, 'app-fixtures');
 
 beforeAll(() => {
   work = mkdtempSync(path.join(os.tmpdir(), 'es-pack-'));
@@ -27,7 +33,10 @@ beforeAll(() => {
   // A real install: the package's declared dependencies must be enough (from npm's cache when warm).
   const install = spawnSync(
     'npm',
-    ['install', '--prefer-offline', '--no-audit', '--no-fund', path.join(work, packed.filename), 'typeorm@1.1.1', 'pg@8.23.1', 'reflect-metadata@0.2.2', '@types/node@20'],
+    [
+      'install', '--prefer-offline', '--no-audit', '--no-fund', path.join(work, packed.filename), 'typeorm@1.1.1', 'pg@8.23.1', 'reflect-metadata@0.2.2',
+      '@types/node@20', ...testTools,
+    ],
     { cwd: app, encoding: 'utf8' },
   );
   installLog = install.stdout + install.stderr;
@@ -53,16 +62,32 @@ test('the tarball ships the compiled library, its declarations and the README, n
   expect(files.filter((file) => file.startsWith('src/') || file.startsWith('tests/'))).toEqual([]);
 });
 
+test('the tarball ships the API reference and the examples, and every link of its docs leads to a shipped file', () => {
+  expect(files).toEqual(expect.arrayContaining(['docs/api/index.html', 'examples/docs/testing.test.ts', 'examples/subscriptions/model.ts']));
+  const installed = path.join(app, 'node_modules', 'typeorm-event-sourcing');
+  const broken: string[] = [];
+  for (const doc of files.filter((file) => /^(README|docs\/[^/]+)\.md$/.test(file))) {
+    const text = readFileSync(path.join(installed, doc), 'utf8');
+    for (const [, target] of text.matchAll(/\]\(([^)#\s]+)(?:#[^)]*)?\)/g)) {
+      if (/^[a-z]+:/.test(target)) continue;
+      if (!existsSync(path.join(installed, path.dirname(doc), target))) broken.push(`${doc} -> ${target}`);
+    }
+  }
+  expect(broken).toEqual([]);
+  expect(readFileSync(path.join(installed, 'docs', 'api', 'index.html'), 'utf8')).toContain('typeorm-event-sourcing');
+});
+
 test('the installed package.json has no scripts, so installing the tarball asks nobody to approve an install script', () => {
   const installed = JSON.parse(readFileSync(path.join(app, 'node_modules', 'typeorm-event-sourcing', 'package.json'), 'utf8'));
   expect(installed.scripts).toBeUndefined();
   expect(installed).toMatchObject({ name: 'typeorm-event-sourcing', main: 'dist/index.js', types: 'dist/index.d.ts' });
   // npm 11 lists every package whose install scripts are not approved, one per line:
   //   npm warn install-scripts   name@version (event: command)
-  // bullmq's msgpackr brings msgpackr-extract (a native build): that line is not ours to remove.
-  // npm before 11 prints no such list, so an empty one is accepted too.
+  // bullmq's msgpackr brings msgpackr-extract (a native build), and jest brings @parcel/watcher:
+  // those lines are not ours to remove. npm before 11 prints no such list, so an empty one is
+  // accepted too.
   const warned = [...installLog.matchAll(/^npm warn install-scripts\s+(\S+)@\S+ \(/gm)].map((match) => match[1]);
-  expect(warned.filter((name) => name !== 'msgpackr-extract')).toEqual([]);
+  expect(warned.filter((name) => name !== 'msgpackr-extract' && name !== '@parcel/watcher')).toEqual([]);
   expect(installLog).not.toMatch(/typeorm-event-sourcing[^\n]*\((?:pre|post)?(?:install|prepare)/);
 });
 
@@ -97,7 +122,7 @@ class Subscription {
 }
 
 @EventsOf(() => Subscription)
-abstract class SubscriptionEvent extends AggregateEvent<Subscription> {}
+abstract class SubscriptionEvent extends AggregateEvent<Subscription, 'subscription'> {}
 
 @EventType('Subscription.Created', { creates: true })
 class SubscriptionCreated extends SubscriptionEvent {
@@ -200,7 +225,7 @@ class Account {
 }
 
 @EventsOf(() => Account)
-abstract class AccountEvent extends AggregateEvent<Account> {}
+abstract class AccountEvent extends AggregateEvent<Account, 'account'> {}
 
 @EventType('Account.Opened', { creates: true })
 class AccountOpened extends AccountEvent {
@@ -320,7 +345,7 @@ class Ledger {
 }
 
 @EventsOf(() => Ledger)
-abstract class LedgerEvent extends AggregateEvent<Ledger> {}
+abstract class LedgerEvent extends AggregateEvent<Ledger, 'ledger'> {}
 
 @EventType('Ledger.Opened', { creates: true })
 class LedgerOpened extends LedgerEvent {
@@ -431,6 +456,62 @@ main().catch((error) => { console.error(error); process.exit(1); });
     balance: 110,
     verified: [],
   });
+}, 120_000);
+
+test('mistakes a user makes with build and toHaveEmitted are compile errors, exactly these', () => {
+  for (const file of ['model.ts', 'wrong-types.ts']) writeFileSync(path.join(app, file), readFileSync(path.join(fixtures, file)));
+  writeFileSync(path.join(app, 'tsconfig.wrong.json'), JSON.stringify({ extends: './tsconfig.json', compilerOptions: { noEmit: true }, include: ['wrong-types.ts'] }));
+  const compiled = spawnSync(process.execPath, [tsc, '-p', 'tsconfig.wrong.json', '--pretty', 'false'], { cwd: app, encoding: 'utf8' });
+  // The first line of each error (the rest elaborates); one error per line of the fixture.
+  const errors = (compiled.stdout + compiled.stderr).split('\n').filter((line) => /^\S.*error TS\d+/.test(line));
+  expect(errors).toEqual([
+    "wrong-types.ts(11,31): error TS2561: Object literal may only specify known properties, but 'subscriptoin' does not exist in type 'EventAttributes<SubscriptionActivated>'. Did you mean to write 'subscription'?",
+    "wrong-types.ts(12,29): error TS2345: Argument of type '{ subscription: Subscription; }' is not assignable to parameter of type 'EventAttributes<SubscriptionActivated>'.",
+    "wrong-types.ts(13,31): error TS2739: Type 'Account' is missing the following properties from type 'Subscription': status, stripeKey, events",
+    "wrong-types.ts(14,31): error TS2353: Object literal may only specify known properties, and 'aggregate' does not exist in type 'EventAttributes<SubscriptionActivated>'.",
+    "wrong-types.ts(15,53): error TS2561: Object literal may only specify known properties, but 'stripeKy' does not exist in type 'Partial<Pick<SubscriptionActivated, \"stripeKey\">>'. Did you mean to write 'stripeKey'?",
+  ]);
+  expect(compiled.stdout).toContain("Property 'stripeKey' is missing in type '{ subscription: Subscription; }' but required in type 'Pick<SubscriptionActivated, \"stripeKey\">'.");
+  expect(compiled.status).toBe(2);
+}, 60_000);
+
+test('a jest file importing expect from @jest/globals uses toHaveEmitted and a database of its own', async () => {
+  writeFileSync(path.join(app, 'model.ts'), readFileSync(path.join(fixtures, 'model.ts')));
+  writeFileSync(path.join(app, 'subscription.test.ts'), readFileSync(path.join(fixtures, 'subscription.jest.ts')));
+  writeFileSync(path.join(app, 'global-expect.ts'), readFileSync(path.join(fixtures, 'global-expect.ts')));
+  // The tsconfig and jest config of docs/getting-started.md.
+  writeFileSync(
+    path.join(app, 'tsconfig.jest.json'),
+    JSON.stringify({ extends: './tsconfig.json', compilerOptions: { noEmit: true, types: ['node', 'jest'] }, include: ['subscription.test.ts', 'global-expect.ts'] }),
+  );
+  writeFileSync(
+    path.join(app, 'jest.config.js'),
+    `module.exports = {
+  testEnvironment: 'node',
+  transform: { '^.+\\\\.ts$': ['ts-jest', { tsconfig: '<rootDir>/tsconfig.jest.json' }] },
+  testMatch: ['**/*.test.ts'],
+  setupFiles: ['reflect-metadata'],
+};
+`,
+  );
+  const compiled = spawnSync(process.execPath, [tsc, '-p', path.join(app, 'tsconfig.jest.json')], { encoding: 'utf8' });
+  expect(compiled.stdout + compiled.stderr).toBe('');
+  const name = `es_test_pack_jest_${process.pid}`;
+  const run = spawnSync(process.execPath, [path.join(app, 'node_modules', 'jest', 'bin', 'jest.js'), '--ci', '--json', '--outputFile', path.join(work, 'jest.json')], {
+    cwd: app,
+    encoding: 'utf8',
+    env: { ...process.env, TEST_DATABASE_NAME: name },
+  });
+  const result = JSON.parse(readFileSync(path.join(work, 'jest.json'), 'utf8'));
+  expect({ status: run.status, passed: result.numPassedTests, failed: result.numFailedTests }).toEqual({ status: 0, passed: 3, failed: 0 });
+  // database.drop() in afterAll removed it.
+  const client = new Client({ connectionString: process.env.DATABASE_URL });
+  await client.connect();
+  try {
+    expect((await client.query('SELECT 1 FROM pg_database WHERE datname = $1', [name])).rowCount).toBe(0);
+  } finally {
+    await client.end();
+  }
 }, 120_000);
 
 test('the exports map exposes the entry point and package.json, not internal files', () => {

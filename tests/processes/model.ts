@@ -20,7 +20,7 @@ export class Order {
 }
 
 @EventsOf(() => Order)
-export abstract class OrderEvent extends AggregateEvent<Order> {}
+export abstract class OrderEvent extends AggregateEvent<Order, 'order'> {}
 
 @EventType('Order.Placed', { creates: true })
 export class OrderPlaced extends OrderEvent {

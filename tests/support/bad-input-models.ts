@@ -21,7 +21,7 @@ export class BadInputLedger {
 }
 
 @EventsOf(() => BadInputLedger)
-export abstract class BadInputLedgerEvent extends AggregateEvent<BadInputLedger> {}
+export abstract class BadInputLedgerEvent extends AggregateEvent<BadInputLedger, 'badInputLedger'> {}
 
 @EventType('BadInputLedger.Opened', { creates: true })
 export class BadInputLedgerOpened extends BadInputLedgerEvent {
@@ -73,7 +73,7 @@ export class WeirdStringBox {
 }
 
 @EventsOf(() => WeirdStringBox)
-export abstract class WeirdStringBoxEvent extends AggregateEvent<WeirdStringBox> {}
+export abstract class WeirdStringBoxEvent extends AggregateEvent<WeirdStringBox, 'weirdStringBox'> {}
 
 @EventType('WeirdStringBox.Packed', { creates: true })
 export class WeirdStringBoxPacked extends WeirdStringBoxEvent {

@@ -28,7 +28,7 @@ export class CommandWallet {
 }
 
 @EventsOf(() => CommandWallet)
-export abstract class CommandWalletEvent extends AggregateEvent<CommandWallet> {}
+export abstract class CommandWalletEvent extends AggregateEvent<CommandWallet, 'commandWallet'> {}
 
 @EventType('CommandWallet.Opened', { creates: true })
 export class CommandWalletOpened extends CommandWalletEvent {

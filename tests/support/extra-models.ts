@@ -20,7 +20,7 @@ export class DuplicateTypeLedger {
 }
 
 @EventsOf(() => DuplicateTypeLedger)
-export abstract class DuplicateTypeLedgerEvent extends AggregateEvent<DuplicateTypeLedger> {}
+export abstract class DuplicateTypeLedgerEvent extends AggregateEvent<DuplicateTypeLedger, 'duplicateTypeLedger'> {}
 
 @EventType('DuplicateType.Opened', { creates: true })
 export class DuplicateTypeLedgerOpened extends DuplicateTypeLedgerEvent {
@@ -38,7 +38,7 @@ export class DuplicateTypeAccount {
 }
 
 @EventsOf(() => DuplicateTypeAccount)
-export abstract class DuplicateTypeAccountEvent extends AggregateEvent<DuplicateTypeAccount> {}
+export abstract class DuplicateTypeAccountEvent extends AggregateEvent<DuplicateTypeAccount, 'duplicateTypeAccount'> {}
 
 @EventType('DuplicateType.Opened', { creates: true })
 export class DuplicateTypeAccountOpened extends DuplicateTypeAccountEvent {
@@ -67,7 +67,7 @@ export class SameTableDuplicate {
 }
 
 @EventsOf(() => SameTableDuplicate)
-export abstract class SameTableDuplicateEvent extends AggregateEvent<SameTableDuplicate> {}
+export abstract class SameTableDuplicateEvent extends AggregateEvent<SameTableDuplicate, 'sameTableDuplicate'> {}
 
 @EventType('SameTableDuplicate.Happened')
 export class SameTableDuplicateHappened extends SameTableDuplicateEvent {

@@ -21,7 +21,7 @@ export class ReplayLedger {
 }
 
 @EventsOf(() => ReplayLedger)
-export abstract class ReplayLedgerEvent extends AggregateEvent<ReplayLedger> {}
+export abstract class ReplayLedgerEvent extends AggregateEvent<ReplayLedger, 'replayLedger'> {}
 
 @EventType('ReplayLedger.Opened', { creates: true })
 export class ReplayLedgerOpened extends ReplayLedgerEvent {

@@ -20,7 +20,7 @@ export class Subscription {
 }
 
 @EventsOf(() => Subscription)
-export abstract class SubscriptionEvent extends AggregateEvent<Subscription> {}
+export abstract class SubscriptionEvent extends AggregateEvent<Subscription, 'subscription'> {}
 
 @EventType('Subscription.Created', { creates: true })
 export class SubscriptionCreated extends SubscriptionEvent {
