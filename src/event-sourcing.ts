@@ -19,6 +19,7 @@ import type { OutboxRelay } from './reactors/outbox-relay';
 import type { ReactorJobData, ReactorWorkerOptions } from './reactors/reactor-queue';
 import type { ReactorQueueOptions, RelayOptions } from './reactors/reactor-queue-options';
 import { ReactorRuntime } from './reactors/reactor-runtime';
+import { baselineAll, type BaselineOptions, type BaselineResult } from './baselines/baseline-all';
 import { loadHistory } from './replay/history';
 import { rebuildAll, rebuildOne, type RebuildAllOptions, type RebuildProgress } from './replay/rebuild';
 import { stateAt, type StateAtOptions } from './replay/state-at';
@@ -246,7 +247,23 @@ export class EventSourcing {
   }
 
   /**
-   * The rows whose sourced columns or version differ from the replay of their events.
+   * Moves an existing CRUD table onto events: writes the declared baseline
+   * (`@Aggregate({ baseline })`) of every row that has no events yet, a batch per short
+   * transaction. Sourced columns and the update date stay as they were; the version becomes 1.
+   * Resumable and idempotent: a second run finds nothing left and writes nothing.
+   *
+   * @throws MissingBaselineError when rows have no events and the aggregate declares no baseline.
+   * @throws BaselineMismatchError when a baseline does not give back its row when replayed (that
+   * batch is rolled back; earlier batches stay).
+   */
+  async baseline<A extends object>(aggregate: AggregateClass<A>, options: BaselineOptions = {}): Promise<BaselineResult> {
+    this.#assertOpen();
+    return baselineAll(this.#dataSource.manager, this.#registry.aggregate(aggregate), this.#reactors.reactions, options);
+  }
+
+  /**
+   * The rows whose sourced columns or version differ from the replay of their events
+   * (`reason: 'drift'`), and the rows with no events yet (`reason: 'noEvents'`).
    *
    * @throws UsageError for an `id` option of the wrong type; AggregateNotFoundError for a missing one.
    */

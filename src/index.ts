@@ -1,5 +1,9 @@
 // The public API. Everything a user imports comes from here.
-export { Aggregate, type AggregateOptions } from './aggregates/aggregate.decorator';
+export { Aggregate, type AggregateOptions, type DirectWritesMode } from './aggregates/aggregate.decorator';
+export { sourcedValues } from './baselines/sourced-values';
+export type { BaselineOptions, BaselineProgress, BaselineResult } from './baselines/baseline-all';
+export { MissingBaselineError } from './errors/missing-baseline-error';
+export { BaselineMismatchError, type BaselineColumnMismatch } from './errors/baseline-mismatch-error';
 export { AggregateVersion } from './aggregates/aggregate-version.decorator';
 export { HasEvents } from './aggregates/has-events.decorator';
 export {

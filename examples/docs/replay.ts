@@ -25,7 +25,7 @@ export async function run(dataSource: DataSource, es: EventSourcing) {
 
   // #region verify-rebuild
   await dataSource.query(`UPDATE subscription SET status = 'hacked' WHERE id = $1`, [id]);
-  const mismatches = await es.verify(Subscription); // [{ id, column: 'status', stored: 'hacked', replayed: 'cancelled' }]
+  const mismatches = await es.verify(Subscription); // [{ reason: 'drift', id, column: 'status', stored: 'hacked', replayed: 'cancelled' }]
   await es.rebuild(Subscription, id); // the row is the replay of its events again
   const progress = await es.rebuildAll(Subscription, { batchSize: 500, onProgress: (p) => console.log(`${p.processed}/${p.total}`) });
   // #endregion verify-rebuild

@@ -1,8 +1,17 @@
 import type { EntityManager, EntityMetadata, ObjectLiteral } from 'typeorm';
+import type { AggregateRecord } from '../metadata/metadata-storage';
 import { cloneValue, sameValue } from './column-values';
 
 /** TypeORM's column metadata (not exported from the package root). */
 export type ColumnMetadata = EntityMetadata['columns'][number];
+
+/**
+ * A join column TypeORM made for a relation (its property is the relation's), as opposed to a
+ * foreign key the entity declares as a `@Column` of its own, which a relation then uses.
+ */
+function isRelationOnlyJoinColumn(column: ColumnMetadata): boolean {
+  return column.relationMetadata !== undefined && column.propertyName === column.relationMetadata.propertyName;
+}
 
 /**
  * One aggregate as this library sees it, resolved against a DataSource's metadata: which columns
@@ -17,12 +26,18 @@ export class AggregateDefinition {
   readonly #numericColumns: ReadonlySet<ColumnMetadata>;
   #cachedDefaults: Map<ColumnMetadata, unknown> | undefined;
 
+  /** Builds the first event of a row from before the model was sourced, when declared. */
+  readonly baseline: AggregateRecord['baseline'];
+  readonly directWrites: AggregateRecord['directWrites'];
+
   constructor(
     readonly metadata: EntityMetadata,
     readonly eventsMetadata: EntityMetadata,
     versionProperty: string,
-    exclude: readonly string[],
+    { exclude, baseline, directWrites }: Pick<AggregateRecord, 'exclude' | 'baseline' | 'directWrites'>,
   ) {
+    this.baseline = baseline;
+    this.directWrites = directWrites;
     this.primaryColumn = metadata.primaryColumns[0];
     this.versionColumn = metadata.findColumnWithPropertyName(versionProperty)!;
     this.sourcedColumns = metadata.columns.filter(
@@ -36,7 +51,7 @@ export class AggregateDefinition {
         !column.isVirtual &&
         !column.isDiscriminator &&
         !column.generatedType &&
-        !column.relationMetadata &&
+        !isRelationOnlyJoinColumn(column) &&
         !exclude.includes(column.propertyName),
     );
     const driver = metadata.connection.driver;

@@ -1,4 +1,11 @@
+import type { AggregateEvent } from '../events/aggregate-event';
 import { getMetadataStorage } from '../metadata/metadata-storage';
+
+/**
+ * What a TypeORM write that bypasses events (`save`, `update`, `insert`, a QueryBuilder update)
+ * may do to sourced columns and the version: pass, pass with a warning, or be refused.
+ */
+export type DirectWritesMode = 'allow' | 'warn' | 'reject';
 
 /** Options of {@link Aggregate}. */
 export interface AggregateOptions {
@@ -10,6 +17,23 @@ export interface AggregateOptions {
    * @defaultValue `[]`
    */
   exclude?: string[];
+  /**
+   * How a row from before the model was sourced (version 0, no events) becomes its first event:
+   * called with the row, it builds an event of a type declared `{ creates: true }` whose `apply`
+   * gives back the row's sourced columns (`sourcedValues(row)` gives them). Used by
+   * `es.baseline()` and, lazily, by the first event written to such a row. A thunk, so the event
+   * class may be declared later in the file.
+   */
+  baseline?: (row: any) => AggregateEvent<any, any>;
+  /**
+   * What a TypeORM write outside the event path that changes a sourced column or the version
+   * does: `'allow'` lets it through, `'warn'` lets it through and reports it through `onError`
+   * (an `EventSourcingError` with code `DIRECT_WRITE`), `'reject'` raises `DirectWriteError` and
+   * writes nothing, and makes the schema statements install a trigger that refuses such UPDATEs
+   * from raw SQL and other programs too. Writes of excluded columns always pass.
+   * @defaultValue `'warn'`
+   */
+  directWrites?: DirectWritesMode;
 }
 
 /**
@@ -32,6 +56,11 @@ export interface AggregateOptions {
  */
 export function Aggregate(options: AggregateOptions = {}): ClassDecorator {
   return (target) => {
-    getMetadataStorage().aggregates.push({ target, exclude: [...(options.exclude ?? [])] });
+    getMetadataStorage().aggregates.push({
+      target,
+      exclude: [...(options.exclude ?? [])],
+      baseline: options.baseline,
+      directWrites: options.directWrites ?? 'warn',
+    });
   };
 }

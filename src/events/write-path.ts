@@ -13,6 +13,7 @@ import { aggregateKeyOf, type AggregateEvent } from './aggregate-event';
 import { assertDataValue, assertJsonFaithful } from './event-data';
 import { scopedMetadata } from './metadata-scope';
 import { pendingWriteOf } from './pending-write';
+import { writeBaseline } from '../baselines/write-baseline';
 import { eventFieldsOf, restoreEventFields, transactionDepthOf, type TransactionLog } from './transaction-log';
 
 const retryableCodes = new Set(['40001', '40P01', '55P03']);
@@ -44,7 +45,8 @@ export function applyEvent(event: AggregateEvent, aggregate: ObjectLiteral, defi
   return result && typeof result === 'object' ? (result as ObjectLiteral) : aggregate;
 }
 
-function assertStorable(event: AggregateEvent): void {
+/** Checks the event's data and metadata can be stored faithfully, and merges scoped metadata in. */
+export function assertStorable(event: AggregateEvent): void {
   for (const record of getMetadataStorage().dataOf(event.constructor)) {
     assertDataValue(event.type, record, (event as unknown as Record<string, unknown>)[record.propertyName]);
   }
@@ -161,9 +163,14 @@ async function updateAggregate(
     throw asConcurrencyError(error, definition, id);
   }
   if (!locked) throw new AggregateNotFoundError(definition.name, id);
-  const current = definition.versionOf(locked);
+  let current = definition.versionOf(locked);
   if (expectedVersion !== undefined && expectedVersion !== current) {
     throw new ConcurrencyError(definition.name, id, expectedVersion, current, false);
+  }
+  if (current === 0) {
+    // A row from before the model was sourced: its baseline comes first, in this transaction.
+    await writeBaseline(manager, definition, locked);
+    current = 1;
   }
   const before = definition.snapshot(locked);
   event.createdAt = new Date();
@@ -176,13 +183,14 @@ async function updateAggregate(
 
 /**
  * One parameterised UPDATE of the given columns plus the version (and the update-date column,
- * whose new value is read back), keyed by primary key.
+ * whose new value is read back, unless `touchUpdateDate` is false), keyed by primary key.
  */
 export async function writeColumns(
   manager: EntityManager,
   definition: AggregateDefinition,
   aggregate: ObjectLiteral,
   columns: readonly ColumnMetadata[],
+  { touchUpdateDate = true }: { touchUpdateDate?: boolean } = {},
 ): Promise<void> {
   const driver = manager.connection.driver;
   const parameters: unknown[] = [];
@@ -190,7 +198,7 @@ export async function writeColumns(
     parameters.push(driver.preparePersistentValue(column.getEntityValue(aggregate), column));
     return `${driver.escape(column.databaseName)} = $${parameters.length}`;
   });
-  const updateDate = definition.metadata.updateDateColumn;
+  const updateDate = touchUpdateDate ? definition.metadata.updateDateColumn : undefined;
   if (updateDate) assignments.push(`${driver.escape(updateDate.databaseName)} = CURRENT_TIMESTAMP`);
   parameters.push(driver.preparePersistentValue(definition.idOf(aggregate), definition.primaryColumn));
   const table = driver.escape(definition.metadata.tableName);

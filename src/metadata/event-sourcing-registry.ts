@@ -3,6 +3,15 @@ import { AggregateDefinition } from '../aggregates/aggregate-definition';
 import { EventSourcingConfigError } from '../errors/event-sourcing-config-error';
 import { getMetadataStorage } from './metadata-storage';
 
+// The definition of each aggregate class in the DataSource attached last, for helpers that get
+// only an entity (sourcedValues); sourced columns are the same in every DataSource of a class.
+const latestDefinitions = new WeakMap<Function, AggregateDefinition>();
+
+/** The definition of an aggregate class in the DataSource attached last, if any. */
+export function latestDefinitionOf(target: Function): AggregateDefinition | undefined {
+  return latestDefinitions.get(target);
+}
+
 /**
  * The decorated classes of one DataSource, resolved against its entity metadata when
  * `EventSourcing.attach` runs. Mismatches fail here, at start-up, with a message saying what to fix.
@@ -32,7 +41,11 @@ export class EventSourcingRegistry {
         throw new EventSourcingConfigError(`${aggregateTarget.name} needs an @AggregateVersion() property`);
       }
       if (metadata.primaryColumns.length !== 1) {
-        throw new EventSourcingConfigError(`${aggregateTarget.name} must have exactly one primary column to have events (it has ${metadata.primaryColumns.length})`);
+        throw new EventSourcingConfigError(
+          `${aggregateTarget.name} must have exactly one primary column to have events (it has ${metadata.primaryColumns.length}: ${metadata.primaryColumns
+            .map((column) => column.propertyName)
+            .join(', ')}): each events table row points at its aggregate with one foreign key column`,
+        );
       }
       for (const property of aggregate.exclude) {
         if (!metadata.findColumnWithPropertyName(property)) {
@@ -57,8 +70,15 @@ export class EventSourcingRegistry {
           } not in the DataSource's entities: list every event class there, or TypeORM can neither save nor load ${unlisted.length === 1 ? 'it' : 'them'}`,
         );
       }
-      const definition = new AggregateDefinition(metadata, eventsMetadata, version.propertyName, aggregate.exclude);
+      const versionColumn = metadata.columns.find((column) => column.isVersion);
+      if (versionColumn) {
+        throw new EventSourcingConfigError(
+          `${aggregateTarget.name}.${versionColumn.propertyName} is a @VersionColumn: TypeORM raises it on every save(), while an aggregate's version counts its events; replace it with @AggregateVersion() or remove it`,
+        );
+      }
+      const definition = new AggregateDefinition(metadata, eventsMetadata, version.propertyName, aggregate);
       this.#byAggregate.set(aggregateTarget, definition);
+      latestDefinitions.set(aggregateTarget, definition);
       this.#byEventsTable.set(eventsMetadata, definition);
     }
   }

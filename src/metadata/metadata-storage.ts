@@ -8,6 +8,10 @@ export interface AggregateRecord {
   readonly target: Function;
   /** Properties that are not derived from events (not compared by verify, not written by rebuild). */
   readonly exclude: readonly string[];
+  /** Builds the first event of a row from before the model was sourced. */
+  readonly baseline: ((row: any) => unknown) | undefined;
+  /** What writes bypassing events may do to sourced columns. */
+  readonly directWrites: 'allow' | 'warn' | 'reject';
 }
 
 export interface AggregateVersionRecord {

@@ -44,12 +44,15 @@ export async function* aggregateIdPages(
   manager: EntityManager,
   definition: AggregateDefinition,
   pageSize: number,
+  { unversionedOnly = false }: { unversionedOnly?: boolean } = {},
 ): AsyncGenerator<unknown[]> {
   const key = definition.primaryColumn.propertyPath;
   let last: unknown;
   for (;;) {
     const query = manager.createQueryBuilder(definition.target, 'aggregate').select(`aggregate.${key}`, 'id').orderBy(`aggregate.${key}`, 'ASC').limit(pageSize);
-    if (last !== undefined) query.where(`aggregate.${key} > :last`, { last });
+    query.where('TRUE');
+    if (unversionedOnly) query.andWhere(`aggregate.${definition.versionColumn.propertyPath} = 0`);
+    if (last !== undefined) query.andWhere(`aggregate.${key} > :last`, { last });
     const rows: { id: unknown }[] = await query.getRawMany();
     if (rows.length === 0) return;
     const ids = rows.map((row) => row.id);

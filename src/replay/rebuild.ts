@@ -4,7 +4,7 @@ import { assertAggregateId } from '../aggregates/aggregate-id';
 import { AggregateNotFoundError } from '../errors/aggregate-not-found-error';
 import { writeColumns } from '../events/write-path';
 import { aggregateIdPages, loadHistories } from './history';
-import { replayEvents } from './replay-events';
+import { assertReplayable, replayEvents } from './replay-events';
 
 /** Options of `es.rebuildAll`. */
 export interface RebuildAllOptions {
@@ -29,7 +29,9 @@ export interface RebuildProgress {
 
 /**
  * Replays the events of some aggregates into their rows, under row locks, in the caller's
- * transaction. Rows without events are left as they are (a CRUD row not yet baselined).
+ * transaction. Rows without events are left as they are (a CRUD row not yet baselined); a history
+ * that does not begin with a creating event raises `MissingBaselineError` before anything is
+ * written.
  * Returns how many rows changed.
  */
 async function rebuildIds(
@@ -50,6 +52,7 @@ async function rebuildIds(
     const events = histories.get(String(id)) ?? [];
     aggregates.set(String(id), row);
     if (events.length === 0) continue;
+    assertReplayable(definition, id, events);
     const replayed = await replayEvents(manager, definition, id, events);
     const before = definition.snapshot(row);
     const changed = definition.changedColumns(before, replayed);

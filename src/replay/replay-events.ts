@@ -2,6 +2,23 @@ import type { EntityManager, ObjectLiteral } from 'typeorm';
 import type { AggregateDefinition } from '../aggregates/aggregate-definition';
 import type { AggregateEvent } from '../events/aggregate-event';
 import { applyEvent } from '../events/write-path';
+import { MissingBaselineError } from '../errors/missing-baseline-error';
+import { getMetadataStorage } from '../metadata/metadata-storage';
+
+/**
+ * Refuses to replay a history that does not begin with an event that creates the aggregate (a
+ * `{ creates: true }` type, which baselines are): its first event was written onto a row that held
+ * data the events do not have, so a replay from an empty row would lose that data.
+ */
+export function assertReplayable(definition: AggregateDefinition, id: unknown, events: readonly AggregateEvent[]): void {
+  const first = events[0];
+  if (!first || getMetadataStorage().eventTypeOf(first.constructor)?.creates) return;
+  throw new MissingBaselineError(
+    definition.name,
+    id,
+    `its history begins with ${first.type} (version ${first.version}), which does not create it: the row held data before that event that no event records, so replaying would lose it. Nothing was changed; declare a baseline for such rows (@Aggregate({ baseline })) for new ones, and see docs/migrating-crud-models.md`,
+  );
+}
 
 /**
  * Replays events onto a fresh aggregate: the same `apply` code and the same stored `createdAt`

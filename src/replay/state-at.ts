@@ -5,7 +5,7 @@ import { assertObjectArgument, UsageError } from '../errors/usage-error';
 import { VersionOutOfRangeError } from '../errors/version-out-of-range-error';
 import type { AggregateEvent } from '../events/aggregate-event';
 import { assertExists } from './history';
-import { replayEvents } from './replay-events';
+import { assertReplayable, replayEvents } from './replay-events';
 
 /** Which moment of an aggregate's life `stateAt` shows: after a version, or at a point in time. */
 export type StateAtOptions =
@@ -47,6 +47,7 @@ export async function stateAt(
     throw new VersionOutOfRangeError(definition.name, id, moment.version, replayed.length);
   }
   if (replayed.length === 0) return null;
+  assertReplayable(definition, id, replayed);
   return replayEvents(manager, definition, id, replayed);
 }
 

@@ -18,8 +18,14 @@ export interface VerifyOptions {
   onProgress?: (progress: { processed: number; total: number }) => void;
 }
 
-/** One column of one row that differs from the replay of its events. */
+/**
+ * One column of one row that differs from the replay of its events (`drift`), or one row that has
+ * no events to replay (`noEvents`: a row from before the model was sourced, waiting for its
+ * baseline; `column` is then the version property).
+ */
 export interface VerifyMismatch {
+  /** Why the row is listed. */
+  reason: 'drift' | 'noEvents';
   /** The aggregate's primary key. */
   id: unknown;
   /** The property name of the column (the version property for a version mismatch). */
@@ -36,11 +42,16 @@ async function verifyIds(manager: EntityManager, definition: AggregateDefinition
   const mismatches: VerifyMismatch[] = [];
   for (const row of rows) {
     const id = definition.idOf(row);
-    const replayed = await replayEvents(manager, definition, id, histories.get(String(id)) ?? []);
+    const events = histories.get(String(id)) ?? [];
+    if (events.length === 0) {
+      mismatches.push({ reason: 'noEvents', id, column: definition.versionColumn.propertyName, stored: definition.versionOf(row), replayed: 0 });
+      continue;
+    }
+    const replayed = await replayEvents(manager, definition, id, events);
     for (const column of [...definition.sourcedColumns, definition.versionColumn]) {
       const stored = column.getEntityValue(row);
       const expected = column.getEntityValue(replayed);
-      if (!definition.sameColumnValue(column, stored, expected)) mismatches.push({ id, column: column.propertyName, stored, replayed: expected });
+      if (!definition.sameColumnValue(column, stored, expected)) mismatches.push({ reason: 'drift', id, column: column.propertyName, stored, replayed: expected });
     }
   }
   return mismatches;

@@ -118,7 +118,7 @@ describe('the examples the docs show', () => {
         history: ['1 Subscription.Created', '2 Subscription.Activated', '3 Subscription.Cancelled'],
         afterActivation: 'active',
         atThatMoment: 'active',
-        mismatches: [{ id: 1, column: 'status', stored: 'hacked', replayed: 'cancelled' }],
+        mismatches: [{ reason: 'drift', id: 1, column: 'status', stored: 'hacked', replayed: 'cancelled' }],
         afterRebuild: [],
         progress: { processed: 1, total: 1, rebuilt: 0 },
       });

@@ -378,7 +378,7 @@ describe('rebuild', () => {
     const { id } = await lifecycle(23, 'sk_version');
     const before = await rawRow(id);
     await dataSource.query('UPDATE "subscription" SET "version" = 1 WHERE "id" = $1', [id]);
-    expect(await es.verify(Subscription, { id })).toEqual([{ id, column: 'version', stored: 1, replayed: 4 }]);
+    expect(await es.verify(Subscription, { id })).toEqual([{ reason: 'drift', id, column: 'version', stored: 1, replayed: 4 }]);
     const rebuilt = await es.rebuild(Subscription, id);
     expect(rebuilt.version).toBe(4);
     expect(pick(await rawRow(id), SOURCED)).toEqual(pick(before, SOURCED));
@@ -425,13 +425,13 @@ describe('verify', () => {
     );
 
     const expectedB = [
-      { id: b, column: 'status', stored: 'hacked', replayed: 'active' },
-      { id: b, column: 'notes', stored: ['forged'], replayed: ['sk_2-first', 'sk_2-second'] },
+      { reason: 'drift', id: b, column: 'status', stored: 'hacked', replayed: 'active' },
+      { reason: 'drift', id: b, column: 'notes', stored: ['forged'], replayed: ['sk_2-first', 'sk_2-second'] },
     ];
     const expectedD = [
-      { id: d, column: 'stripeKey', stored: 'sk_evil', replayed: 'sk_4' },
-      { id: d, column: 'activatedAt', stored: new Date(activatedAtD.getTime() + 1000), replayed: activatedAtD },
-      { id: d, column: 'version', stored: 7, replayed: 4 },
+      { reason: 'drift', id: d, column: 'stripeKey', stored: 'sk_evil', replayed: 'sk_4' },
+      { reason: 'drift', id: d, column: 'activatedAt', stored: new Date(activatedAtD.getTime() + 1000), replayed: activatedAtD },
+      { reason: 'drift', id: d, column: 'version', stored: 7, replayed: 4 },
     ];
     expect(await es.verify(Subscription)).toEqual([...expectedB, ...expectedD]);
 

@@ -43,7 +43,7 @@ test("a numeric column stored as '10.50' matches the 10.5 its events produce; a 
   expect(await es.verify(PricedItem)).toEqual([]);
 
   await dataSource.query('UPDATE priced_item SET price = 11 WHERE id = $1', [row.id]);
-  expect(await es.verify(PricedItem)).toEqual([{ id: row.id, column: 'price', stored: '11.00', replayed: 10.5 }]);
+  expect(await es.verify(PricedItem)).toEqual([{ reason: 'drift', id: row.id, column: 'price', stored: '11.00', replayed: 10.5 }]);
   await es.rebuild(PricedItem, row.id);
   expect(await es.verify(PricedItem)).toEqual([]);
 });
