@@ -1,7 +1,7 @@
 import 'reflect-metadata';
 import { Client } from 'pg';
 import { Column, DataSource, Entity, PrimaryGeneratedColumn } from 'typeorm';
-import { EventSourcing } from 'typeorm-event-sourcing';
+import { Aggregate, AggregateEvent, AggregateVersion, Data, EventSourcing, EventsOf, EventType } from 'typeorm-event-sourcing';
 import { ensureServices } from '../scripts/ensure-services';
 import { ActivateSubscription } from '../examples/subscriptions/commands';
 import { entities, Subscription, SubscriptionActivated, SubscriptionCreated } from '../examples/subscriptions/model';
@@ -15,7 +15,65 @@ class PlainSubscription {
   @Column({ type: 'int', default: 0 }) version!: number;
 }
 
+/** The example's Subscription columns, under directWrites: 'reject' (the database trigger). */
+@Aggregate({ directWrites: 'reject' })
+@Entity()
+class GuardedSubscription {
+  @PrimaryGeneratedColumn() id!: number;
+  @Column({ type: 'int' }) userId!: number;
+  @Column({ type: 'int', nullable: true }) rewardId!: number | null;
+  @Column({ type: 'varchar', default: 'pending' }) status!: string;
+  @Column({ type: 'varchar', nullable: true }) stripeKey!: string | null;
+  @Column({ type: 'timestamptz', nullable: true }) activatedAt!: Date | null;
+  @AggregateVersion() version!: number;
+}
+@EventsOf(() => GuardedSubscription)
+abstract class GuardedSubscriptionEvent extends AggregateEvent<GuardedSubscription, 'guardedSubscription'> {}
+@EventType('GuardedSubscription.Created', { creates: true })
+class GuardedSubscriptionCreated extends GuardedSubscriptionEvent {
+  @Data() userId!: number;
+  apply(subscription: GuardedSubscription) {
+    subscription.userId = this.userId;
+    return subscription;
+  }
+}
+@EventType('GuardedSubscription.Activated')
+class GuardedSubscriptionActivated extends GuardedSubscriptionEvent {
+  @Data() stripeKey!: string;
+  apply(subscription: GuardedSubscription) {
+    subscription.stripeKey = this.stripeKey;
+    subscription.status = 'active';
+    subscription.activatedAt = this.createdAt;
+    return subscription;
+  }
+}
+const guardedEntities = [GuardedSubscription, GuardedSubscriptionEvent, GuardedSubscriptionCreated, GuardedSubscriptionActivated];
+
 const count = Number(process.env.BENCH_COUNT ?? 500);
+
+/**
+ * Two write loops compared in alternating rounds, so drift of the machine during the run falls on
+ * both: the ratio of their total times.
+ */
+async function compare(label: string, base: (i: number) => Promise<unknown>, other: (i: number) => Promise<unknown>, rounds = 10): Promise<void> {
+  for (let i = 0; i < 20; i += 1) {
+    await base(i);
+    await other(i);
+  }
+  const per = Math.max(1, Math.floor(count / rounds));
+  let baseTime = 0n;
+  let otherTime = 0n;
+  for (let round = 0; round < rounds; round += 1) {
+    let start = process.hrtime.bigint();
+    for (let i = 0; i < per; i += 1) await base(round * per + i);
+    baseTime += process.hrtime.bigint() - start;
+    start = process.hrtime.bigint();
+    for (let i = 0; i < per; i += 1) await other(round * per + i);
+    otherTime += process.hrtime.bigint() - start;
+  }
+  const overhead = (Number(otherTime) / Number(baseTime) - 1) * 100;
+  console.log(`${label.padEnd(44)} ${overhead >= 0 ? '+' : ''}${overhead.toFixed(1)}% time (${rounds} alternating rounds of ${per})`);
+}
 
 async function database(): Promise<string> {
   const { databaseUrl } = ensureServices();
@@ -40,7 +98,7 @@ async function time(label: string, work: (i: number) => Promise<unknown>, baseli
 }
 
 async function main(): Promise<void> {
-  const dataSource = new DataSource({ type: 'postgres', url: await database(), entities: [...entities, PlainSubscription], synchronize: true });
+  const dataSource = new DataSource({ type: 'postgres', url: await database(), entities: [...entities, ...guardedEntities, PlainSubscription], synchronize: true });
   await dataSource.initialize();
   const es = await EventSourcing.attach(dataSource);
   try {
@@ -61,6 +119,13 @@ async function main(): Promise<void> {
     const targets = await dataSource.manager.findBy(Subscription, {});
     const pending = targets.filter((s) => fresh.some((e) => e.aggregateId === s.id));
     await time('ActivateSubscription.call (a command)', (i) => ActivateSubscription.call({ subscription: pending[i], stripeKey: `c${i}` }), baseline);
+    const guarded = await dataSource.manager.save(GuardedSubscriptionCreated.build({ userId: 1 }));
+    const guardedSubscription = await dataSource.manager.findOneByOrFail(GuardedSubscription, { id: guarded.aggregateId });
+    await compare(
+      "directWrites: 'reject' trigger on event writes",
+      (i) => dataSource.manager.save(SubscriptionActivated.build({ subscription, stripeKey: `g${i}` })),
+      (i) => dataSource.manager.save(GuardedSubscriptionActivated.build({ guardedSubscription, stripeKey: `g${i}` })),
+    );
   } finally {
     await es.close();
     await dataSource.destroy();

@@ -1,5 +1,6 @@
 import type { Worker } from 'bullmq';
 import type { DataSource, EntityManager } from 'typeorm';
+import type { DirectWriteError } from './errors/direct-write-error';
 import { EventSourcingConfigError } from './errors/event-sourcing-config-error';
 import { isConnectionLoss } from './errors/connection-loss';
 import { ConnectionLostError } from './errors/connection-lost-error';
@@ -41,8 +42,10 @@ export interface EventSourcingOptions {
   queue?: ReactorQueueOptions;
   /**
    * Receives errors nobody awaits: a failed hand-over to the queue (the relay retries it), a
-   * worker or relay error, a throwing after-commit listener.
-   * @defaultValue a warning through the DataSource's logger
+   * worker or relay error, a throwing after-commit listener; and the `DirectWriteError`s of
+   * aggregates with `directWrites: 'warn'`.
+   * @defaultValue a warning through the DataSource's logger; direct writes through
+   * `process.emitWarning` (type `DirectWriteWarning`), which Node prints to stderr
    */
   onError?: (error: unknown) => void;
 }
@@ -122,12 +125,18 @@ export class EventSourcing {
   /** The database objects the library needs besides TypeORM's tables, for migrations. */
   readonly schema: EventSourcingSchema;
 
-  private constructor(dataSource: DataSource, registry: EventSourcingRegistry, reactors: ReactorRuntime, onError: (error: unknown) => void) {
+  private constructor(
+    dataSource: DataSource,
+    registry: EventSourcingRegistry,
+    reactors: ReactorRuntime,
+    onError: (error: unknown) => void,
+    onDirectWrite: (warning: DirectWriteError) => void,
+  ) {
     this.#dataSource = dataSource;
     this.#registry = registry;
     this.#reactors = reactors;
     this.#onError = onError;
-    this.#subscriber = new EventSourcingSubscriber(registry, new TransactionLog(), (written) => this.#committed(written), reactors.reactions);
+    this.#subscriber = new EventSourcingSubscriber(registry, new TransactionLog(), (written) => this.#committed(written), reactors.reactions, onDirectWrite);
     this.schema = eventSourcingSchema(dataSource, registry.definitions);
     internals.set(this, { dataSource, registry });
   }
@@ -154,7 +163,9 @@ export class EventSourcing {
     const onError =
       options.onError ?? ((error: unknown) => dataSource.logger.log('warn', `typeorm-event-sourcing: ${(error as Error)?.stack ?? String(error)}`));
     const reactors = await ReactorRuntime.create(dataSource, registry, options.dispatcher ?? new Dispatcher(), options.queue, onError);
-    const es = new EventSourcing(dataSource, registry, reactors, onError);
+    // A warning about the application's own code, so shown even where the DataSource logs nothing.
+    const onDirectWrite = options.onError ?? ((warning: DirectWriteError) => process.emitWarning(warning.message, { type: 'DirectWriteWarning', code: warning.code }));
+    const es = new EventSourcing(dataSource, registry, reactors, onError, onDirectWrite);
     dataSource.subscribers.push(es.#subscriber);
     attached.set(dataSource, es);
     markAttached(es.#eventsClasses, true);

@@ -3,6 +3,7 @@ export { Aggregate, type AggregateOptions, type DirectWritesMode } from './aggre
 export { sourcedValues } from './baselines/sourced-values';
 export type { BaselineOptions, BaselineProgress, BaselineResult } from './baselines/baseline-all';
 export { MissingBaselineError } from './errors/missing-baseline-error';
+export { DirectWriteError } from './errors/direct-write-error';
 export { BaselineMismatchError, type BaselineColumnMismatch } from './errors/baseline-mismatch-error';
 export { AggregateVersion } from './aggregates/aggregate-version.decorator';
 export { HasEvents } from './aggregates/has-events.decorator';

@@ -47,8 +47,6 @@ export type EventAttributes<E> = Pick<E, DataKeys<E>> & {
   metadata?: EventMetadata;
 } & { [P in AggregateKeyOf<E>]?: AggregateOf<E> | null };
 
-/** Carries the aggregate key type; never present at run time. */
-declare const aggregateKeyType: unique symbol;
 
 /**
  * Base class of every event. Each aggregate has one abstract events class (one table),
@@ -82,7 +80,9 @@ export abstract class AggregateEvent<A extends object = any, K extends string = 
    * Type only: the key `build` takes the aggregate under. At run time `build` accepts the
    * camel-cased class name of the aggregate or `aggregate`, so `K` must be one of those.
    */
-  declare readonly [aggregateKeyType]?: K;
+  // A string key, not a unique symbol: declarations that export event classes made by a
+  // function must be able to name it.
+  declare readonly '~aggregateKey'?: K;
   /** The row id, unique within the events table. */
   declare id: number;
   /** The aggregate's primary key (the `<aggregate>_id` column). */

@@ -7,6 +7,7 @@ import { EventApplyError } from '../errors/event-apply-error';
 import { AggregateRequiredError } from '../errors/aggregate-required-error';
 import { UsageError } from '../errors/usage-error';
 import { assertAggregateId } from '../aggregates/aggregate-id';
+import { markOwnInsert } from '../aggregates/direct-writes';
 import { InvalidEventDataError } from '../errors/invalid-event-data-error';
 import { getMetadataStorage } from '../metadata/metadata-storage';
 import { aggregateKeyOf, type AggregateEvent } from './aggregate-event';
@@ -141,6 +142,7 @@ async function createAggregate(
   const aggregate = applyEvent(event, fresh, definition, undefined);
   event.version = 1;
   definition.setVersion(aggregate, 1);
+  markOwnInsert(aggregate);
   await manager.insert(definition.target, aggregate);
   return aggregate;
 }

@@ -3,6 +3,7 @@ import type { AggregateDefinition } from '../aggregates/aggregate-definition';
 import { assertAggregateId } from '../aggregates/aggregate-id';
 import { AggregateNotFoundError } from '../errors/aggregate-not-found-error';
 import { writeColumns } from '../events/write-path';
+import { ALLOW_DIRECT_WRITE_SETTING } from '../schema/direct-write-guard';
 import { aggregateIdPages, loadHistories } from './history';
 import { assertReplayable, replayEvents } from './replay-events';
 
@@ -59,6 +60,8 @@ async function rebuildIds(
     if (changed.length === 0 && definition.versionOf(row) === definition.versionOf(replayed)) continue;
     for (const column of changed) column.setEntityValue(row, column.getEntityValue(replayed));
     definition.setVersion(row, definition.versionOf(replayed));
+    // Through the directWrites: 'reject' trigger: a rebuilt version may jump.
+    if (definition.directWrites === 'reject') await manager.query(`SET LOCAL ${ALLOW_DIRECT_WRITE_SETTING} = on`);
     await writeColumns(manager, definition, row, changed);
     rebuilt += 1;
   }

@@ -1,5 +1,6 @@
 import type { DataSource, Driver, QueryRunner } from 'typeorm';
 import type { AggregateDefinition } from '../aggregates/aggregate-definition';
+import { directWriteGuardStatements, dropDirectWriteGuardStatements } from './direct-write-guard';
 
 /** The sequence every events table draws `position` from (see `AggregateEvent.position`). */
 export const POSITION_SEQUENCE = 'es_event_position';
@@ -83,12 +84,14 @@ BEGIN
 END
 $do$`);
   }
+  statements.push(...directWriteGuardStatements(driver, definitions));
   return statements;
 }
 
 /** The statements that undo {@link schemaStatements}. */
 export function dropSchemaStatements(driver: Driver, definitions: readonly AggregateDefinition[]): string[] {
   return [
+    ...dropDirectWriteGuardStatements(driver, definitions),
     ...definitions.flatMap((definition) => [
       `DROP TRIGGER IF EXISTS ${TRIGGER} ON ${qualifiedTable(driver, definition)}`,
       `DROP TRIGGER IF EXISTS ${TRUNCATE_TRIGGER} ON ${qualifiedTable(driver, definition)}`,

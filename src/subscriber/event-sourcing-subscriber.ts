@@ -12,7 +12,9 @@ import type {
   TransactionRollbackEvent,
   UpdateEvent,
 } from 'typeorm';
-import type { AggregateDefinition } from '../aggregates/aggregate-definition';
+import type { AggregateDefinition, ColumnMetadata } from '../aggregates/aggregate-definition';
+import { directlyWrittenColumns } from '../aggregates/direct-writes';
+import { DirectWriteError } from '../errors/direct-write-error';
 import { ConcurrencyError } from '../errors/concurrency-error';
 import { isConnectionLoss } from '../errors/connection-loss';
 import { ConnectionLostError } from '../errors/connection-lost-error';
@@ -39,6 +41,7 @@ export class EventSourcingSubscriber implements EntitySubscriberInterface {
     private readonly log: TransactionLog,
     private readonly onCommitted: (written: WrittenEvent[]) => void,
     private readonly reactions: Reactions,
+    private readonly onDirectWrite: (warning: DirectWriteError) => void,
   ) {}
 
   /** The last piece of work queued on each connection; see #serial. */
@@ -47,6 +50,8 @@ export class EventSourcingSubscriber implements EntitySubscriberInterface {
   readonly #running = new AsyncLocalStorage<QueryRunner>();
 
   beforeInsert(event: InsertEvent<any>): Promise<void> | void {
+    const aggregate = this.registry.forAggregateMetadata(event.metadata);
+    if (aggregate) return this.#guardDirectWrite(aggregate, 'insert', event.entity, []);
     const definition = this.registry.forEventsMetadata(event.metadata);
     if (!definition) return;
     const entity = event.entity;
@@ -98,6 +103,8 @@ export class EventSourcingSubscriber implements EntitySubscriberInterface {
   }
 
   beforeUpdate(event: UpdateEvent<any>): void {
+    const aggregate = this.registry.forAggregateMetadata(event.metadata);
+    if (aggregate) return this.#guardDirectWrite(aggregate, 'update', event.entity as ObjectLiteral | undefined, event.updatedColumns);
     this.#refuse(event.metadata, 'update', event.entity ?? event.databaseEntity);
   }
 
@@ -188,6 +195,17 @@ export class EventSourcingSubscriber implements EntitySubscriberInterface {
     if (id !== undefined && id !== null && this.log.holds(outer, definition, id)) {
       throw new ReactorDeadlockError(currentTrigger() ?? '(unknown)', definition.name, id);
     }
+  }
+
+  /** `@Aggregate({ directWrites })`: TypeORM writes of sourced columns that bypass events. */
+  #guardDirectWrite(definition: AggregateDefinition, operation: 'insert' | 'update', entity: ObjectLiteral | undefined, changed: readonly ColumnMetadata[]): void {
+    if (definition.directWrites === 'allow') return;
+    const columns = directlyWrittenColumns(definition, operation, entity, changed);
+    if (columns.length === 0) return;
+    const id = entity ? definition.primaryColumn.getEntityValue(entity) : undefined;
+    const error = new DirectWriteError(definition.name, id, operation, columns.map((column) => column.propertyName));
+    if (definition.directWrites === 'reject') throw error;
+    this.onDirectWrite(error);
   }
 
   #refuse(metadata: EntityMetadata, operation: 'update' | 'remove', entity: { id?: unknown } | undefined): void {
