@@ -1,12 +1,13 @@
 // #region imports
 import 'reflect-metadata';
 import { Column, Entity, PrimaryGeneratedColumn } from 'typeorm';
-import { Aggregate, AggregateEvent, AggregateVersion, Data, EventsOf, EventType, HasEvents } from 'typeorm-event-sourcing';
+import { Aggregate, AggregateEvent, AggregateVersion, Data, EventsOf, EventType, HasEvents, sourcedValues } from 'typeorm-event-sourcing';
 // #endregion imports
 
 // #region aggregate
-// The aggregate: an ordinary TypeORM entity that has many events.
-@Aggregate()
+// The aggregate: an ordinary TypeORM entity that has many events. Rows written before it had
+// events become their first event, SubscriptionImported, through the baseline.
+@Aggregate({ baseline: (row: Subscription) => SubscriptionImported.build({ subscription: row, ...sourcedValues(row) }) })
 @Entity()
 export class Subscription {
   @PrimaryGeneratedColumn() id!: number;
@@ -60,4 +61,24 @@ export class SubscriptionCancelled extends SubscriptionEvent {
 
 // #endregion events
 
-export const entities = [Subscription, SubscriptionEvent, SubscriptionCreated, SubscriptionActivated, SubscriptionCancelled];
+// #region baseline-event
+/** A row from the CRUD days, as it was when its events began: every sourced column. */
+@EventType('Subscription.Imported', { creates: true })
+export class SubscriptionImported extends SubscriptionEvent {
+  @Data() userId!: number;
+  @Data({ type: () => Number }) rewardId!: number | null;
+  @Data() status!: string;
+  @Data({ type: () => String }) stripeKey!: string | null;
+  @Data({ type: () => Date }) activatedAt!: Date | null;
+  apply(subscription: Subscription): Subscription {
+    subscription.userId = this.userId;
+    subscription.rewardId = this.rewardId;
+    subscription.status = this.status;
+    subscription.stripeKey = this.stripeKey;
+    subscription.activatedAt = this.activatedAt;
+    return subscription;
+  }
+}
+// #endregion baseline-event
+
+export const entities = [Subscription, SubscriptionEvent, SubscriptionCreated, SubscriptionActivated, SubscriptionCancelled, SubscriptionImported];

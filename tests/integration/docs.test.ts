@@ -4,6 +4,7 @@ import { EventSourcing } from 'typeorm-event-sourcing';
 import { migratedDataSource } from '../../examples/docs/migrations';
 import { run as runCommands } from '../../examples/docs/commands';
 import { run as runReactors } from '../../examples/docs/reactors';
+import { run as runMigrating } from '../../examples/docs/migrating';
 import { run as runNaming } from '../../examples/docs/naming';
 import { run as runReplay } from '../../examples/docs/replay';
 import { run as runWritingEvents } from '../../examples/docs/writing-events';
@@ -129,6 +130,29 @@ describe('the examples the docs show', () => {
       await dataSource.destroy();
     }
   });
+});
+
+test('migrating a CRUD table (docs/migrating-crud-models.md): noEvents, baseline, no drift, lazy adoption', async () => {
+  const dataSource = await testDataSource('docs_migrating', entities);
+  const es = await EventSourcing.attach(dataSource);
+  try {
+    expect(await runMigrating(dataSource, es)).toEqual({
+      waiting: [
+        { reason: 'noEvents', id: 1, column: 'version', stored: 0, replayed: 0 },
+        { reason: 'noEvents', id: 2, column: 'version', stored: 0, replayed: 0 },
+      ],
+      result: { processed: 2, baselined: 2 },
+      drift: [],
+      again: { processed: 0, baselined: 0 },
+      activatedVersion: 2,
+      lateHistory: ['1 Subscription.Imported', '2 Subscription.Activated'],
+      isActivation: true,
+    });
+    expect(await es.verify(Subscription)).toEqual([]);
+  } finally {
+    await es.close();
+    await dataSource.destroy();
+  }
 });
 
 test('a snake_case naming strategy (docs/schema.md): aggregate columns follow it, events tables are snake_case anyway', async () => {
