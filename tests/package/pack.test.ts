@@ -514,6 +514,30 @@ test('a jest file importing expect from @jest/globals uses toHaveEmitted and a d
   }
 }, 120_000);
 
+test('a CRUD table moves onto events with the installed package: baseline, verify, the guard, MissingBaselineError', async () => {
+  writeFileSync(path.join(app, 'migration-app.ts'), readFileSync(path.join(fixtures, 'migration-app.ts')));
+  writeFileSync(path.join(app, 'tsconfig.migration.json'), JSON.stringify({ extends: './tsconfig.json', include: ['migration-app.ts'] }));
+  const compiled = spawnSync(process.execPath, [tsc, '-p', path.join(app, 'tsconfig.migration.json')], { encoding: 'utf8' });
+  expect(compiled.stdout + compiled.stderr).toBe('');
+  const run = spawnSync(process.execPath, [path.join(app, 'out', 'migration-app.js')], {
+    encoding: 'utf8',
+    env: { ...process.env, DATABASE_URL: await freshDatabase('pack_migration') },
+  });
+  expect(run.stderr).toBe('');
+  expect(JSON.parse(run.stdout)).toEqual({
+    waiting: ['noEvents'],
+    count: 25,
+    result: { processed: 25, baselined: 25 },
+    unchanged: true,
+    verified: [],
+    direct: true,
+    raw: 'QueryFailedError: Plan: UPDATE of plan changes sourced columns without an event (directWrites: reject); write an event instead',
+    repricedVersion: 2,
+    missing: true,
+    again: { processed: 0, baselined: 0 },
+  });
+}, 120_000);
+
 test('the exports map exposes the entry point and package.json, not internal files', () => {
   const probe = (specifier: string) =>
     spawnSync(process.execPath, ['-e', `require(${JSON.stringify(specifier)})`], { cwd: app, encoding: 'utf8' });
