@@ -1,9 +1,9 @@
 import 'reflect-metadata';
 import { Column, CreateDateColumn, Entity, PrimaryGeneratedColumn, UpdateDateColumn } from 'typeorm';
-import { Aggregate, AggregateEvent, AggregateVersion, Data, EventsOf, EventType, HasEvents } from 'typeorm-event-sourcing';
+import { Aggregate, AggregateEvent, AggregateVersion, Data, EventsOf, EventType, HasEvents, sourcedValues } from 'typeorm-event-sourcing';
 
 /** The talk's Subscription, as design.md writes it, plus a few columns the tests need. */
-@Aggregate({ exclude: ['viewCount'] })
+@Aggregate({ exclude: ['viewCount'], baseline: (row: Subscription) => SubscriptionImported.build({ subscription: row, ...sourcedValues(row) }) })
 @Entity()
 export class Subscription {
   @PrimaryGeneratedColumn() id!: number;
@@ -72,10 +72,25 @@ export class SubscriptionRenamed extends SubscriptionEvent {
   }
 }
 
+/** The baseline of a row from before events. */
+@EventType('Subscription.Imported', { creates: true })
+export class SubscriptionImported extends SubscriptionEvent {
+  @Data({ type: () => Number }) userId!: number | null;
+  @Data() status!: string;
+  @Data({ type: () => String }) stripeKey!: string | null;
+  @Data({ type: () => Date }) activatedAt!: Date | null;
+  @Data({ type: () => Array }) notes!: string[];
+  apply(subscription: Subscription): Subscription {
+    Object.assign(subscription, { userId: this.userId, status: this.status, stripeKey: this.stripeKey, activatedAt: this.activatedAt, notes: this.notes });
+    return subscription;
+  }
+}
+
 export const subscriptionEntities = [
   Subscription,
   SubscriptionEvent,
   SubscriptionCreated,
+  SubscriptionImported,
   SubscriptionActivated,
   SubscriptionNoteAdded,
   SubscriptionCancelled,

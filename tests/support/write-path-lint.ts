@@ -344,6 +344,31 @@ export function writePathLint(name: string, write: WritePath, options: WritePath
       expect(await es.verify(Subscription, { id: subscription.id })).toEqual([]);
     });
 
+    test('a row from before events gets its baseline first, in the same transaction: versions 1 and 2, row equals replay', async () => {
+      const [{ id }] = await dataSource.query(
+        `INSERT INTO subscription ("userId", status, "stripeKey", notes) VALUES (43, 'active', 'sk_crud', '["from crud"]') RETURNING id`,
+      );
+      const legacy = await loadSubscription(dataSource, id);
+      const event = await run(SubscriptionNoteAdded.build({ subscription: legacy, note: 'first event' }));
+      expect(event.version).toBe(2);
+      expect(legacy).toMatchObject({ status: 'active', stripeKey: 'sk_crud', notes: ['from crud', 'first event'], version: 2 });
+      const rows = await eventRows(dataSource, id);
+      expect(rows.map((row) => [row.version, row.type, row.tx_id])).toEqual([
+        [1, 'Subscription.Imported', rows[1].tx_id],
+        [2, 'Subscription.NoteAdded', String(event.txId)],
+      ]);
+      expect(await es.verify(Subscription, { id })).toEqual([]);
+    });
+
+    test('a failed first write onto a row from before events leaves no baseline behind', async () => {
+      const [{ id }] = await dataSource.query(`INSERT INTO subscription ("userId") VALUES (44) RETURNING id`);
+      const legacy = await loadSubscription(dataSource, id);
+      await expect(failureOf(run(SubscriptionActivated.build({ subscription: legacy, stripeKey: 'explode' })))).resolves.toBeInstanceOf(Error);
+      expect(legacy.version).toBe(0);
+      expect(await eventRows(dataSource, id)).toEqual([]);
+      expect(await subscriptionRow(dataSource, id)).toMatchObject({ userId: 44, status: 'pending', version: 0 });
+    });
+
     test('an unsaved aggregate instance passed to a creating event is created and receives its id and state', async () => {
       const subscription = new Subscription();
       const event = await run(SubscriptionCreated.build({ subscription, userId: 43 }));
