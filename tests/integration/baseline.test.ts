@@ -238,3 +238,37 @@ test('LegacyCustomer stays a plain CRUD entity', async () => {
   const saved = await dataSource.manager.save(LegacyCustomer, { name: 'plain' });
   expect(await dataSource.manager.findOneByOrFail(LegacyCustomer, { id: saved.id })).toEqual({ id: saved.id, name: 'plain' });
 });
+
+describe('reactors and baselines', () => {
+  test('no reactor runs for baselines, unless { dispatch: true }: then trigger reactors in the batch, async ones through the outbox', async () => {
+    const { Dispatcher } = await import('typeorm-event-sourcing');
+    const { waitForReactors } = await import('typeorm-event-sourcing/testing');
+    const triggered: number[] = [];
+    const mailed: number[] = [];
+    const dispatcher = new Dispatcher()
+      .on(LegacyAccountImported, { trigger: (event) => void triggered.push(event.aggregateId), name: 'CountImported' })
+      .on(LegacyAccountImported, { async: (event) => void mailed.push(event.aggregateId), name: 'WelcomeImported' });
+    const other = await testDataSource('baseline_dispatch', legacyEntities);
+    const otherEs = await EventSourcing.attach(other, {
+      dispatcher,
+      queue: { connection: process.env.REDIS_URL!, relay: { interval: 50, grace: 0 } },
+    });
+    const worker = otherEs.worker();
+    try {
+      const insert = (from: number) =>
+        other.query(`INSERT INTO legacy_account (name, balance) SELECT 'a' || n, 1 FROM generate_series($1::int, $1::int + 2) n RETURNING id`, [from]);
+      const quiet = (await insert(1)).map((row: { id: number }) => row.id);
+      expect(await otherEs.baseline(LegacyAccount)).toEqual({ processed: 3, baselined: 3 });
+      const dispatched = (await insert(10)).map((row: { id: number }) => row.id);
+      expect(await otherEs.baseline(LegacyAccount, { dispatch: true })).toEqual({ processed: 3, baselined: 3 });
+      expect(triggered).toEqual(dispatched);
+      await waitForReactors(otherEs, { timeout: 15_000 });
+      expect([...mailed].sort((a, b) => a - b)).toEqual(dispatched);
+      expect(quiet.some((id: number) => mailed.includes(id) || triggered.includes(id))).toBe(false);
+    } finally {
+      await worker.close();
+      await otherEs.close();
+      await other.destroy();
+    }
+  });
+});
