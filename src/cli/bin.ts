@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-import { CliError, errorLine } from './errors';
+import { CliError, errorLine, isConnectionError } from './errors';
 import { loadProject, type LoadedProject } from './load-data-source';
 import { runProgram } from './program';
 
@@ -10,14 +10,33 @@ import { runProgram } from './program';
  */
 async function main(): Promise<void> {
   let project: LoadedProject | undefined;
+  let starting = true;
+  let trouble: string | undefined;
+  let lastLine: string | undefined;
+  const onError = (error: unknown) => {
+    const line = errorLine(error);
+    // Redis out of reach while starting: the command reports it in its own single line.
+    if (starting && isConnectionError(error)) {
+      trouble = line.replace(/^error: /, '');
+      return;
+    }
+    // A server out of reach repeats its error on every reconnect attempt.
+    if (line === lastLine) return;
+    lastLine = line;
+    process.stderr.write(`${line}\n`);
+  };
   let code = await runProgram(
     {
       streams: { stdout: process.stdout, stderr: process.stderr },
       dataSourceOption: true,
-      async eventSourcing(file, schemaOnly) {
+      async eventSourcing(file, withReactors) {
         if (!file) throw new CliError('option -d, --data-source <file> is required: the module exporting your DataSource');
-        project = await loadProject(file, process.cwd(), process.stderr, { schemaOnly });
+        project = await loadProject(file, process.cwd(), { withReactors, onError });
         return project.es;
+      },
+      connectionTrouble: () => trouble,
+      started: () => {
+        starting = false;
       },
     },
     process.argv.slice(2),

@@ -91,14 +91,16 @@ async function findDataSource(exports: unknown, isDataSource: (value: unknown) =
 export async function loadProject(
   fileArgument: string,
   cwd: string,
-  stderr: NodeJS.WritableStream,
   options: {
     /**
-     * Attach without the dispatcher and queue: `schema:sql` prints the schema attaching with a
-     * queue needs (es_identity), so it cannot require it.
+     * Attach with the module's dispatcher and queue. Without them (commands that run no reactor
+     * and read no queue) nothing connects to Redis, so those commands work while it is away, and
+     * `schema:sql` works before the es_identity table a queue needs exists.
      */
-    schemaOnly?: boolean;
-  } = {},
+    withReactors: boolean;
+    /** Errors nobody awaits (a worker's, Redis reconnecting), unless the module's options have their own onError. */
+    onError: (error: unknown) => void;
+  },
 ): Promise<LoadedProject> {
   const file = path.resolve(cwd, fileArgument);
   if (!existsSync(file)) throw new CliError(`cannot find the DataSource file ${fileArgument} (${file})`);
@@ -128,9 +130,10 @@ export async function loadProject(
   }
   let es: EventSourcing;
   try {
+    const given = attachOptions as EventSourcingOptions;
     es = await library.EventSourcing.attach(dataSource, {
-      onError: (error: unknown) => stderr.write(`${errorLine(error)}\n`),
-      ...(options.schemaOnly ? {} : (attachOptions as EventSourcingOptions)),
+      ...(options.withReactors ? given : {}),
+      onError: given.onError ?? options.onError,
       createSchema: false,
     });
   } catch (error) {

@@ -21,9 +21,14 @@ export interface ProgramContext {
   readonly dataSourceOption: boolean;
   /**
    * The attached instance; called once a command runs, never for `--help` or a parse error.
-   * `schemaOnly` for `schema:sql`, which must work before the schema it prints exists.
+   * `withReactors` for the commands that use the dispatcher or the queue (trace, stats, worker,
+   * relay); the others need neither, nor Redis.
    */
-  eventSourcing(dataSourceFile: string | undefined, schemaOnly: boolean): Promise<EventSourcing>;
+  eventSourcing(dataSourceFile: string | undefined, withReactors: boolean): Promise<EventSourcing>;
+  /** The last connection error held back while starting, for the line that reports the queue out of reach. */
+  connectionTrouble?(): string | undefined;
+  /** The queue answered: from now on, report every error as it comes. */
+  started?(): void;
 }
 
 interface GlobalOptions {
@@ -45,12 +50,18 @@ function integer(value: string): number {
   return number;
 }
 
-const isoPattern = /^\d{4}-\d{2}-\d{2}(?:[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?(?:Z|[+-]\d{2}(?::?\d{2})?)?)?$/i;
+const isoPattern = /^(\d{4})-(\d{2})-(\d{2})(?:[T ]([01]\d|2[0-3]):([0-5]\d)(?::([0-5]\d)(?:\.\d+)?)?(?:Z|[+-]\d{2}(?::?\d{2})?)?)?$/i;
 
-/** An ISO 8601 date or date-time; JavaScript reads a date-time without a zone as local time. */
+/**
+ * An ISO 8601 date or date-time; JavaScript reads a date-time without a zone as local time. A day
+ * the month does not have is refused: JavaScript would roll February 30th over into March.
+ */
 function isoDate(value: string): Date {
+  const match = isoPattern.exec(value);
   const date = new Date(value);
-  if (!isoPattern.test(value) || Number.isNaN(date.getTime())) {
+  const [year, month, day] = match ? [Number(match[1]), Number(match[2]), Number(match[3])] : [];
+  const realDay = match && month! >= 1 && month! <= 12 && new Date(Date.UTC(year!, month! - 1, day!)).getUTCDate() === day;
+  if (!realDay || Number.isNaN(date.getTime())) {
     throw new InvalidArgumentError('must be an ISO 8601 date or date-time, e.g. 2025-06-01T12:00:00Z.');
   }
   return date;
@@ -90,12 +101,12 @@ export async function runProgram(context: ProgramContext, argv: readonly string[
 
   /** Wraps a command: the instance is loaded only now, after parsing succeeded. */
   const action =
-    <A extends unknown[]>(run: (command: CommandRun, ...args: A) => Promise<number>) =>
+    <A extends unknown[]>(run: (command: CommandRun, ...args: A) => Promise<number>, { withReactors = false } = {}) =>
     async (...args: unknown[]) => {
       const command = args[args.length - 1] as Command;
       const globals = command.optsWithGlobals<GlobalOptions>();
-      const es = await context.eventSourcing(globals.dataSource, command.name() === 'schema:sql');
-      const commandRun = new CommandRun(es, context.streams, Boolean(globals.json), globals.progress !== false, context.signal);
+      const es = await context.eventSourcing(globals.dataSource, withReactors);
+      const commandRun = new CommandRun(es, context, Boolean(globals.json), globals.progress !== false);
       exitCode = await run(commandRun, ...(args.slice(0, -1) as A));
     };
 
@@ -136,11 +147,11 @@ export async function runProgram(context: ProgramContext, argv: readonly string[
     .command('trace')
     .description('the causation tree of a correlation id (<events table>/<id>): events and reactor jobs')
     .argument('<correlationId>', 'e.g. subscription_events/2')
-    .action(action((run, correlationId: string) => trace(run, correlationId)));
+    .action(action((run, correlationId: string) => trace(run, correlationId), { withReactors: true }));
   program
     .command('stats')
     .description('events per table and type, outbox backlog, queue jobs by state')
-    .action(action((run) => stats(run)));
+    .action(action((run) => stats(run), { withReactors: true }));
   program
     .command('schema:sql')
     .description("print the SQL of the library's sequence, outbox, identity table and triggers")
@@ -149,11 +160,11 @@ export async function runProgram(context: ProgramContext, argv: readonly string[
     .command('worker')
     .description('run the async reactors and an outbox relay until SIGTERM or SIGINT')
     .addOption(new Option('--concurrency <n>', 'jobs run at once (default 1)').argParser(positiveInteger))
-    .action(action((run, options: { concurrency?: number }) => worker(run, options)));
+    .action(action((run, options: { concurrency?: number }) => worker(run, options), { withReactors: true }));
   program
     .command('relay')
     .description('run an outbox relay until SIGTERM or SIGINT')
-    .action(action((run) => relay(run)));
+    .action(action((run) => relay(run), { withReactors: true }));
 
   try {
     await program.parseAsync([...argv], { from: 'user' });

@@ -1,7 +1,6 @@
 import type { Job } from 'bullmq';
 import type { ReactorJobData } from '../../reactors/reactor-queue';
 import type { CommandRun } from '../command-run';
-import { queueOf } from '../queue';
 
 /**
  * Resolves on SIGTERM or SIGINT (or when the caller's AbortSignal aborts), then removes its
@@ -31,6 +30,7 @@ function untilStopped(signal: AbortSignal | undefined): Promise<string> {
  * One line per finished job on stdout.
  */
 export async function worker(run: CommandRun, options: { concurrency?: number }): Promise<number> {
+  const queue = await run.reachQueue();
   // A relay of its own, closed with the worker, rather than the one es.worker() would start and
   // only es.close() stops: a process that mounted the commands keeps its instance open.
   const worker = run.es.worker({ ...(options.concurrency !== undefined ? { concurrency: options.concurrency } : {}), relay: false });
@@ -43,7 +43,7 @@ export async function worker(run: CommandRun, options: { concurrency?: number })
   };
   worker.on('completed', (job) => report('completed', job));
   worker.on('failed', (job, error) => report('failed', job, error));
-  run.status(`worker on queue ${queueOf(run.es)?.name}, concurrency ${options.concurrency ?? 1}, with an outbox relay: SIGTERM or SIGINT stops it`);
+  run.status(`worker on queue ${queue?.name}, concurrency ${options.concurrency ?? 1}, with an outbox relay: SIGTERM or SIGINT stops it`);
   const reason = await untilStopped(run.signal);
   run.status(`${reason}: letting running jobs finish, then closing`);
   await Promise.all([worker.close(), relay.close()]);
@@ -53,8 +53,9 @@ export async function worker(run: CommandRun, options: { concurrency?: number })
 
 /** `relay`: hands outbox rows left behind (a crash after COMMIT, Redis away) to the queue, until SIGTERM or SIGINT. */
 export async function relay(run: CommandRun): Promise<number> {
+  const queue = await run.reachQueue();
   const relay = run.es.relay();
-  run.status(`outbox relay for queue ${queueOf(run.es)?.name}: SIGTERM or SIGINT stops it`);
+  run.status(`outbox relay for queue ${queue?.name}: SIGTERM or SIGINT stops it`);
   const reason = await untilStopped(run.signal);
   run.status(`${reason}: closing`);
   await relay.close();

@@ -2,10 +2,11 @@ import { OUTBOX_TABLE } from '../../schema/event-sourcing-schema';
 import { aggregatesOf } from '../aggregates';
 import type { CommandRun } from '../command-run';
 import { table } from '../output';
-import { JOB_STATES, queueOf } from '../queue';
+import { JOB_STATES } from '../queue';
 
 /** `stats`: events per table and type, the outbox backlog, and the queue's jobs by state. */
 export async function stats(run: CommandRun): Promise<number> {
+  const queue = await run.reachQueue();
   const dataSource = run.es.dataSource;
   const driver = dataSource.driver;
   const events: { table: string; type: string; count: number }[] = [];
@@ -29,7 +30,6 @@ export async function stats(run: CommandRun): Promise<number> {
     // With keepOutboxUntil 'completed': jobs in the queue whose row waits for their completion.
     enqueued: outboxRow.enqueued,
   };
-  const queue = queueOf(run.es);
   const jobs = queue ? { name: queue.name, counts: await queue.getJobCounts(...JOB_STATES) } : null;
   if (run.json) {
     run.printJson({ events, outbox, queue: jobs });

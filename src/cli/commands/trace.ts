@@ -5,7 +5,7 @@ import { aggregatesOf } from '../aggregates';
 import type { CommandRun } from '../command-run';
 import { CliError } from '../errors';
 import { cell, eventJson, type EventJson } from '../output';
-import { JOB_STATES, queueOf } from '../queue';
+import { JOB_STATES } from '../queue';
 
 /** A reactor job of an event: in the queue (any state), or still in the outbox. */
 interface TraceJob {
@@ -36,6 +36,7 @@ const PAGE = 1000;
  * tree (`causationId` links an event to the one that caused it), with the reactor jobs of each.
  */
 export async function trace(run: CommandRun, correlationId: string): Promise<number> {
+  const queue = await run.reachQueue();
   const dataSource = run.es.dataSource;
   const named = /^(.+)\/(\d+)$/.exec(correlationId);
   const found: TraceEvent[] = [];
@@ -59,7 +60,6 @@ export async function trace(run: CommandRun, correlationId: string): Promise<num
     const cause = event.causationId ? byRef.get(event.causationId) : undefined;
     if (cause) event.via = cause.txId === event.txId ? 'trigger' : 'async';
   }
-  const queue = queueOf(run.es);
   if (queue) await attachJobs(run, queue, found);
   // The event named may sit inside another chain: its descendants carry that chain's id.
   const root = named ? byRef.get(correlationId) : undefined;
