@@ -31,7 +31,8 @@ export function createProgress(streams: CliStreams, label: string, enabled: bool
 
 function lineProgress(streams: CliStreams, label: string): Progress {
   const started = Date.now();
-  let lastLine = 0;
+  // A command done within the first interval prints its last line only.
+  let lastLine = started;
   let last: { processed: number; total: number } | undefined;
   let printed: { processed: number; total: number } | undefined;
   const print = (processed: number, total: number) => {
