@@ -53,7 +53,7 @@ export async function openCliProject(name: string, dispatcher = cliTestDispatche
 
 /** A backer of a reward with an active subscription; returns the subscription. */
 export async function activeSubscription(
-  project: CliProject,
+  project: Pick<CliProject, 'dataSource' | 'es'>,
   { email, rewardTitle, stripeKey, requestId }: { email: string; rewardTitle: string; stripeKey: string; requestId: string },
 ): Promise<Subscription> {
   const { dataSource, es } = project;
