@@ -35,8 +35,8 @@ async function row(id: number): Promise<{ status: string; stripeKey: string; ver
 }
 
 const drift = (id: number) => [
-  expect.objectContaining({ id, column: 'status', stored: 'hacked', replayed: 'active' }),
-  expect.objectContaining({ id, column: 'stripeKey', stored: 'stolen', replayed: `sub_${id}` }),
+  { id, column: 'status', stored: 'hacked', replayed: 'active', reason: 'drift' },
+  { id, column: 'stripeKey', stored: 'stolen', replayed: `sub_${id}`, reason: 'drift' },
 ];
 
 test('verify exits 0 with every row matching, with a progress line on stderr when it is not a terminal', async () => {
@@ -55,7 +55,7 @@ test('a tampered row: verify exits 1 listing it; --fix rebuilds it, verifies aga
   const lines = human.stdout.trimEnd().split('\n');
   expect(lines[0]).toBe('Subscription: 2 mismatches in 1 of 3 rows');
   expect(lines[1]).toMatch(/^id\s+column\s+stored\s+replayed\s+reason$/);
-  expect(lines.slice(2)).toEqual([expect.stringMatching(/^2\s+status\s+"hacked"\s+"active"/), expect.stringMatching(/^2\s+stripeKey\s+"stolen"\s+"sub_2"/)]);
+  expect(lines.slice(2)).toEqual([expect.stringMatching(/^2\s+status\s+"hacked"\s+"active"\s+drift$/), expect.stringMatching(/^2\s+stripeKey\s+"stolen"\s+"sub_2"/)]);
   expect(json.code).toBe(1);
   expect(JSON.parse(json.stdout)).toEqual({ aggregate: 'Subscription', checked: 3, mismatches: drift(2) });
   expect(one.code).toBe(1);

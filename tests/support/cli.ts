@@ -31,6 +31,8 @@ function inputsHash(): string {
     ...sourceFiles(path.join(root, 'src')),
     ...sourceFiles(path.join(root, 'examples')),
     ...sourceFiles(path.join(root, 'tests', 'cli')),
+    // Models the modules of tests/cli import.
+    ...sourceFiles(path.join(root, 'tests', 'support')),
     path.join(root, 'tsconfig.json'),
     path.join(root, 'package-lock.json'),
   ].filter((file) => existsSync(file));

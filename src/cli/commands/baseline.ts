@@ -1,27 +1,19 @@
-import type { AggregateClass, EventSourcing } from '../../event-sourcing';
+import type { AggregateClass } from '../../event-sourcing';
 import { findAggregate } from '../aggregates';
 import type { CommandRun } from '../command-run';
 import { CliError } from '../errors';
 
-/** `es.baseline`, which the attached copy of the library may predate. */
-type Baselining = {
-  baseline(
-    aggregate: AggregateClass<object>,
-    options: { batchSize?: number; onProgress?: (progress: { processed: number; total: number; baselined: number }) => void },
-  ): Promise<{ processed: number; baselined: number }>;
-};
-
 /** `baseline <Aggregate> [--batch-size <n>]`: writes the first event of every row that has none. */
 export async function baseline(run: CommandRun, aggregateName: string, options: { batchSize?: number }): Promise<number> {
   const aggregate = findAggregate(run.es.dataSource, aggregateName);
-  const es = run.es as EventSourcing & Partial<Baselining>;
-  if (typeof es.baseline !== 'function') {
+  // The copy of the library the DataSource's project uses may predate es.baseline.
+  if (typeof (run.es as Partial<typeof run.es>).baseline !== 'function') {
     throw new CliError('the typeorm-event-sourcing your DataSource uses has no es.baseline: upgrade it');
   }
   const progress = run.progress(`baseline ${aggregate.name}`);
   let result: { processed: number; baselined: number };
   try {
-    result = await es.baseline(aggregate.target as AggregateClass<object>, {
+    result = await run.es.baseline(aggregate.target as AggregateClass<object>, {
       ...(options.batchSize !== undefined ? { batchSize: options.batchSize } : {}),
       onProgress: ({ processed, total }) => progress.update(processed, total),
     });
