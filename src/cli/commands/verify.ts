@@ -67,31 +67,30 @@ export async function verify(run: CommandRun, aggregateName: string, options: Ve
     hintBaseline(run, aggregate, found);
     return found.length > 0 ? 1 : 0;
   }
-  const ids = distinctIds(found);
-  const progress = ids.length > 1 ? run.progress(`rebuild ${aggregate.name}`) : undefined;
-  const remaining: MismatchJson[] = [];
+  // Rebuild replays events: rows without any are left for baseline.
+  const drifted = distinctIds(found.filter((mismatch) => mismatch.reason !== 'noEvents'));
+  const progress = drifted.length > 1 ? run.progress(`rebuild ${aggregate.name}`) : undefined;
   try {
-    for (const [index, id] of ids.entries()) {
+    for (const [index, id] of drifted.entries()) {
       await run.es.rebuild(target, id);
-      progress?.update(index + 1, ids.length);
+      progress?.update(index + 1, drifted.length);
     }
   } finally {
     progress?.done();
   }
   // Only the rows found differ: every other row matched its events a moment ago, and writes
   // since then went through the write path.
-  for (const id of ids) remaining.push(...(await run.es.verify(target, { id })).map(mismatchJson));
+  const remaining: MismatchJson[] = [];
+  for (const id of distinctIds(found)) remaining.push(...(await run.es.verify(target, { id })).map(mismatchJson));
   if (run.json) {
-    run.printJson({ aggregate: aggregate.name, checked, mismatches: found, rebuilt: ids.length, remaining });
+    run.printJson({ aggregate: aggregate.name, checked, mismatches: found, rebuilt: drifted.length, remaining });
   } else {
     report(run, aggregate, checked, found);
-    if (ids.length > 0) {
-      run.print(`rebuilt ${ids.length} row${ids.length === 1 ? '' : 's'} from their events`);
-      if (remaining.length === 0) run.print(`${aggregate.name}: the rebuilt rows match their events now`);
-      else {
-        run.print(`${aggregate.name}: ${remaining.length} mismatch${remaining.length === 1 ? '' : 'es'} remain${remaining.length === 1 ? 's' : ''}`);
-        run.print(mismatchTable(remaining));
-      }
+    if (drifted.length > 0) run.print(`rebuilt ${drifted.length} row${drifted.length === 1 ? '' : 's'} from their events`);
+    if (found.length > 0 && remaining.length === 0) run.print(`${aggregate.name}: the rebuilt rows match their events now`);
+    else if (remaining.length > 0) {
+      run.print(`${aggregate.name}: ${remaining.length} mismatch${remaining.length === 1 ? '' : 'es'} remain${remaining.length === 1 ? 's' : ''}`);
+      run.print(mismatchTable(remaining));
     }
   }
   hintBaseline(run, aggregate, remaining);
@@ -113,11 +112,32 @@ function report(run: CommandRun, aggregate: CliAggregate, checked: number, misma
   run.print(mismatchTable(mismatches));
 }
 
+/** Table lines shown at most; a terminal is no place for a million; --json lists every one. */
+const MAX_TABLE_LINES = 50;
+
+/**
+ * Drift as a table, capped; rows without events in one line: a table moved to events may have
+ * millions of them, all alike.
+ */
 function mismatchTable(mismatches: readonly MismatchJson[]): string {
-  return table(
-    ['id', 'column', 'stored', 'replayed', 'reason'],
-    mismatches.map((mismatch) => [cell(mismatch.id), mismatch.column, cell(mismatch.stored), cell(mismatch.replayed), mismatch.reason ?? '']),
-  );
+  const drift = mismatches.filter((mismatch) => mismatch.reason !== 'noEvents');
+  const waiting = distinctIds(mismatches.filter((mismatch) => mismatch.reason === 'noEvents'));
+  const lines: string[] = [];
+  if (drift.length > 0) {
+    lines.push(
+      table(
+        ['id', 'column', 'stored', 'replayed', 'reason'],
+        drift.slice(0, MAX_TABLE_LINES).map((mismatch) => [cell(mismatch.id), mismatch.column, cell(mismatch.stored), cell(mismatch.replayed), mismatch.reason ?? '']),
+      ),
+    );
+    if (drift.length > MAX_TABLE_LINES) lines.push(`... and ${drift.length - MAX_TABLE_LINES} more: --json lists every one`);
+  }
+  if (waiting.length > 0) {
+    const shown = waiting.slice(0, 5).map(cell).join(', ');
+    const more = waiting.length > 5 ? ` and ${waiting.length - 5} more` : '';
+    lines.push(`${waiting.length} row${waiting.length === 1 ? ' has' : 's have'} no events yet (noEvents): ${shown}${more}`);
+  }
+  return lines.join('\n');
 }
 
 /** Rows without events are not drift that rebuild repairs: they wait for their baseline. */
