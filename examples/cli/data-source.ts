@@ -13,7 +13,6 @@ export const dataSource = new DataSource({
   type: 'postgres',
   url: process.env.DATABASE_URL,
   entities: allEntities,
-  migrations: ['dist/migrations/*.js'],
 });
 
 // What EventSourcing.attach gets: without a queue, worker, relay and the job parts of trace

@@ -12,7 +12,10 @@ export interface CliIO {
    * Errors (one line each), progress and status lines. A progress bar is drawn when it is a TTY.
    * @defaultValue process.stderr
    */
-  stderr?: NodeJS.WritableStream & { isTTY?: boolean };
+  stderr?: NodeJS.WritableStream & {
+    /** Whether it is a terminal: a progress bar then, plain progress lines otherwise. */
+    isTTY?: boolean;
+  };
   /** Stops `worker` and `relay`, as SIGTERM and SIGINT do. */
   signal?: AbortSignal;
 }
