@@ -26,9 +26,9 @@ export function describeDatabase(dataSource: DataSource): string {
 }
 
 /**
- * ts-node from the user's project (or beside the CLI), registered once. tsx and esbuild-based
- * loaders are no substitute: they drop the decorator metadata (`design:type`) that TypeORM and
- * this library read.
+ * ts-node as the user's project resolves it, registered once. tsx and esbuild-based loaders are
+ * no substitute: they drop the decorator metadata (`design:type`) that TypeORM and this library
+ * read.
  */
 function registerTsNode(file: string, projectRequire: Require, shown: string): void {
   if (require.extensions['.ts']) return; // run under ts-node already (node -r ts-node/register)

@@ -1,5 +1,5 @@
 import { waitForReactors } from '../../src/testing';
-import { buildCli, exampleDataSource, runBin, type CliResult } from '../support/cli';
+import { buildCli, compiled, exampleDataSource, runBin, type CliResult } from '../support/cli';
 import { activeSubscription, openCliProject, type CliProject } from '../support/cli-project';
 
 /**
@@ -63,6 +63,11 @@ test('history prints the events of an aggregate as a table, and as explicit obje
   expect(parsed.events.map((event: { createdAt: string; position: number; txId: number }) => [event.createdAt, event.position, event.txId])).toEqual(
     stored.map((event) => [event.createdAt.toISOString(), event.position, event.txId]),
   );
+});
+
+test('a module whose DataSource is a Promise, exported as default and by name, loads as one DataSource', async () => {
+  const result = await runBin(['-d', compiled('tests/cli/async-data-source'), 'history', 'Subscription', '1'], project.env);
+  expect(ok(result)).toMatch(/^Subscription 1: 2 events\n/);
 });
 
 test('state replays now, after a version and at a moment, in a table and as JSON', async () => {
