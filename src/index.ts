@@ -55,3 +55,4 @@ export { UnknownEventTypeError } from './errors/unknown-event-type-error';
 export { UsageError } from './errors/usage-error';
 export { ValidationError, type AttributeIssue } from './errors/validation-error';
 export { VersionOutOfRangeError } from './errors/version-out-of-range-error';
+export { runCli, type CliIO } from './cli/run-cli';

@@ -1,0 +1,51 @@
+import { OUTBOX_TABLE } from '../../schema/event-sourcing-schema';
+import { aggregatesOf } from '../aggregates';
+import type { CommandRun } from '../command-run';
+import { table } from '../output';
+import { JOB_STATES } from '../queue';
+
+/** `stats`: events per table and type, the outbox backlog, and the queue's jobs by state. */
+export async function stats(run: CommandRun): Promise<number> {
+  const queue = await run.reachQueue();
+  const dataSource = run.es.dataSource;
+  const driver = dataSource.driver;
+  const events: { table: string; type: string; count: number }[] = [];
+  for (const aggregate of aggregatesOf(dataSource)) {
+    const { schema, tableName, discriminatorColumn } = aggregate.eventsMetadata;
+    const path = (schema ? `${driver.escape(schema)}.` : '') + driver.escape(tableName);
+    const type = driver.escape(discriminatorColumn?.databaseName ?? 'type');
+    const rows: { type: string; count: number }[] = await dataSource.query(`SELECT ${type} AS type, count(*)::float8 AS count FROM ${path} GROUP BY 1 ORDER BY 1`);
+    for (const row of rows) events.push({ table: tableName, type: row.type, count: row.count });
+  }
+  const [outboxRow]: { pending: number; enqueued: number; oldest: number | null }[] = await dataSource.query(
+    `SELECT count(*) FILTER (WHERE enqueued_at IS NULL)::float8 AS pending,
+            count(*) FILTER (WHERE enqueued_at IS NOT NULL)::float8 AS enqueued,
+            extract(epoch FROM clock_timestamp() - min(created_at) FILTER (WHERE enqueued_at IS NULL))::float8 AS oldest
+     FROM ${OUTBOX_TABLE}`,
+  );
+  const outbox = {
+    // Rows whose job is not in the queue yet: what the relay still has to hand over.
+    pending: outboxRow.pending,
+    oldestPendingSeconds: outboxRow.oldest === null ? null : Math.round(outboxRow.oldest * 10) / 10,
+    // With keepOutboxUntil 'completed': jobs in the queue whose row waits for their completion.
+    enqueued: outboxRow.enqueued,
+  };
+  const jobs = queue ? { name: queue.name, counts: await queue.getJobCounts(...JOB_STATES) } : null;
+  if (run.json) {
+    run.printJson({ events, outbox, queue: jobs });
+    return 0;
+  }
+  const total = events.reduce((sum, row) => sum + row.count, 0);
+  run.print(`events: ${total}`);
+  if (events.length > 0) run.print(table(['table', 'type', 'count'], events.map((row) => [row.table, row.type, String(row.count)])));
+  run.print('');
+  const oldest = outbox.oldestPendingSeconds === null ? '' : `, oldest ${outbox.oldestPendingSeconds} s old`;
+  run.print(`outbox: ${outbox.pending} pending${oldest}; ${outbox.enqueued} enqueued awaiting completion`);
+  run.print('');
+  if (!jobs) run.print('queue: none configured (no eventSourcing.queue)');
+  else {
+    run.print(`queue ${jobs.name}:`);
+    run.print(table(['state', 'jobs'], JOB_STATES.map((state) => [state, String(jobs.counts[state] ?? 0)])));
+  }
+  return 0;
+}
