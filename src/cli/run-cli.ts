@@ -1,5 +1,4 @@
 import type { EventSourcing } from '../event-sourcing';
-import { runProgram } from './program';
 
 /** Where {@link runCli} writes, and what stops its `worker` and `relay` commands. */
 export interface CliIO {
@@ -35,6 +34,8 @@ export interface CliIO {
  * ```
  */
 export async function runCli(es: EventSourcing, argv: readonly string[], io: CliIO = {}): Promise<number> {
+  // Loaded on first use: the main entry point must not load commander and cli-progress.
+  const { runProgram } = await import('./program');
   return runProgram(
     {
       streams: { stdout: io.stdout ?? process.stdout, stderr: io.stderr ?? process.stderr },

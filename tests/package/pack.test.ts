@@ -549,3 +549,70 @@ test('the exports map exposes the entry point and package.json, not internal fil
   expect(internal.stderr).toContain('ERR_PACKAGE_PATH_NOT_EXPORTED');
   expect(JSON.parse(readFileSync(path.join(app, 'node_modules', 'typeorm-event-sourcing', 'package.json'), 'utf8')).types).toBe('dist/index.d.ts');
 });
+
+test('the main entry point loads none of the CLI, testing or integration modules', () => {
+  const loaded = spawnSync(
+    process.execPath,
+    ['-e', `require('reflect-metadata'); require('typeorm-event-sourcing'); console.log(JSON.stringify(Object.keys(require.cache)))`],
+    { cwd: app, encoding: 'utf8' },
+  );
+  expect(loaded.stderr).toBe('');
+  const modules: string[] = JSON.parse(loaded.stdout);
+  expect(modules.filter((file) => /node_modules\/(commander|cli-progress|jest|expect|@jest)\/|typeorm-event-sourcing\/dist\/(cli\/program|testing)/.test(file))).toEqual([]);
+  expect(modules.some((file) => file.includes('typeorm-event-sourcing/dist/index.js'))).toBe(true);
+});
+
+test('the typeorm-es bin of the installed package runs: --help without a DataSource, a command on one', async () => {
+  const bin = path.join(app, 'node_modules', '.bin', 'typeorm-es');
+  const help = spawnSync(bin, ['--help'], { cwd: app, encoding: 'utf8' });
+  expect(help.status).toBe(0);
+  expect(help.stdout).toMatch(/^Usage: typeorm-es/m);
+  for (const command of ['history', 'state', 'verify', 'rebuild', 'baseline', 'trace', 'stats', 'schema:sql', 'worker', 'relay']) {
+    expect(help.stdout).toMatch(new RegExp(`^  ${command}\\b`, 'm'));
+  }
+  // The migration app's DataSource, exported from a module as the CLI expects.
+  writeFileSync(
+    path.join(app, 'cli-data-source.ts'),
+    readFileSync(path.join(fixtures, 'migration-app.ts'), 'utf8').replace(/async function errorOf[\s\S]*$/, '') +
+      `export const dataSource = new DataSource({ type: 'postgres', url: process.env.DATABASE_URL, entities: [Plan, PlanEvent, PlanImported, PlanRepriced, Coupon, CouponEvent, CouponRenamed] });\n`,
+  );
+  writeFileSync(path.join(app, 'tsconfig.cli.json'), JSON.stringify({ extends: './tsconfig.json', compilerOptions: { noUnusedLocals: false }, include: ['cli-data-source.ts'] }));
+  const compiled = spawnSync(process.execPath, [tsc, '-p', path.join(app, 'tsconfig.cli.json')], { encoding: 'utf8' });
+  expect(compiled.stdout + compiled.stderr).toBe('');
+  const url = await freshDatabase('pack_cli');
+  const env = { ...process.env, DATABASE_URL: url };
+  // The schema as synchronize makes it, and three rows from before events.
+  const setup = spawnSync(
+    process.execPath,
+    [
+      '-e',
+      `const { EventSourcing } = require('typeorm-event-sourcing');
+       const { dataSource } = require('./out/cli-data-source.js');
+       (async () => {
+         dataSource.setOptions({ synchronize: true });
+         await dataSource.initialize();
+         const es = await EventSourcing.attach(dataSource);
+         await dataSource.query("INSERT INTO plan (name, price) SELECT 'p' || n, n FROM generate_series(1, 3) n");
+         await es.close();
+         await dataSource.destroy();
+       })().catch((error) => { console.error(error); process.exit(1); });`,
+    ],
+    { cwd: app, encoding: 'utf8', env },
+  );
+  expect(setup.stderr).toBe('');
+  const cli = (...args: string[]) => spawnSync(bin, ['-d', 'out/cli-data-source.js', ...args], { cwd: app, encoding: 'utf8', env });
+  const waiting = cli('verify', 'Plan', '--json');
+  expect(waiting.status).toBe(1);
+  expect(JSON.stringify(JSON.parse(waiting.stdout))).toContain('noEvents');
+  const baseline = cli('baseline', 'Plan', '--json');
+  expect(baseline.status).toBe(0);
+  expect(JSON.parse(baseline.stdout)).toMatchObject({ processed: 3, baselined: 3 });
+  expect(cli('verify', 'Plan').status).toBe(0);
+  const history = cli('history', 'Plan', '2', '--json');
+  expect(history.status).toBe(0);
+  expect(JSON.stringify(JSON.parse(history.stdout))).toContain('Plan.Imported');
+  const unknown = cli('verify', 'Nope');
+  expect(unknown.status).toBe(2);
+  expect(unknown.stdout).toBe('');
+  expect(unknown.stderr.trim().split('\n')).toHaveLength(1);
+}, 120_000);
