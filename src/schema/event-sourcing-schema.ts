@@ -167,7 +167,7 @@ export interface EventSourcingSchema {
   sql(): string;
   /** Runs the statements in one transaction. */
   create(): Promise<void>;
-  /** Removes what `create` made (triggers, function, sequence, outbox); tables are TypeORM's. */
+  /** Removes what `create` made (triggers, functions, sequence, outbox and identity tables); the other tables are TypeORM's. */
   drop(): Promise<void>;
 }
 
