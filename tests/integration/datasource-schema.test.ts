@@ -154,7 +154,7 @@ describe("a DataSource with schema: 'billing'", () => {
     expect(await es.verify(Invoice)).toEqual([]);
 
     await dataSource.query(`UPDATE billing.invoice SET status = 'forged' WHERE id = $1`, [issued.aggregateId]);
-    expect(await es.verify(Invoice)).toEqual([{ id: issued.aggregateId, column: 'status', stored: 'forged', replayed: 'paid' }]);
+    expect(await es.verify(Invoice)).toEqual([{ id: issued.aggregateId, column: 'status', stored: 'forged', replayed: 'paid', reason: 'drift' }]);
     expect(await es.rebuildAll(Invoice)).toEqual({ processed: 1, total: 1, rebuilt: 1 });
     expect(await es.verify(Invoice)).toEqual([]);
 
