@@ -4,7 +4,6 @@ import { assertObjectArgument } from '../errors/usage-error';
 import { InvalidEventDataError } from '../errors/invalid-event-data-error';
 import { UnknownEventAttributeError } from '../errors/unknown-event-attribute-error';
 import { getMetadataStorage } from '../metadata/metadata-storage';
-import { POSITION_SEQUENCE } from '../schema/event-sourcing-schema';
 import { collectData, hydrateData } from './event-data';
 import { isAttached } from './attached-event-classes';
 import { assertExpectedVersion } from './expected-version';
@@ -97,7 +96,7 @@ export abstract class AggregateEvent<A extends object = any, K extends string = 
   declare metadata: EventMetadata;
   /** When the event was written, with millisecond precision; `apply` and every replay see this value. */
   declare createdAt: Date;
-  /** Global order across every events table (one shared sequence); gaps are possible. */
+  /** Global order across every events table of the schema (one shared sequence); gaps are possible. */
   declare position: number;
   /** The id of the transaction that wrote the event. */
   declare txId: number;
@@ -238,16 +237,21 @@ Column({ name: 'schema_version', type: 'int', default: 1 })(prototype, 'schemaVe
 Column({ type: 'jsonb' })(prototype, 'data');
 Column({ type: 'jsonb' })(prototype, 'metadata');
 Column({ name: 'created_at', type: 'timestamptz', precision: 3 })(prototype, 'createdAt');
+Column({
+  type: 'bigint',
+  // No column default: the trigger `es_position` (es.schema, eventSourcingMigration) draws the
+  // value from the `es_event_position` sequence in the events table's own schema, which no
+  // default declared here, once for every DataSource, could name. `null` rather than no default
+  // so that TypeORM still reads the value back (INSERT ... RETURNING) into the saved event;
+  // `nullable: false` keeps the column NOT NULL, so an events table without the trigger refuses
+  // the insert instead of storing an event without a position.
+  default: null,
+  nullable: false,
+  transformer: integer,
+})(prototype, 'position');
 // Column defaults are written exactly as TypeORM reads them back from PostgreSQL, which drops
 // every `::type` cast from the stored expression; with a cast here, `migration:generate` would
 // emit an ALTER ... SET DEFAULT on every events table, every time.
-Column({
-  type: 'bigint',
-  // Late-bound (a text expression, implicitly cast to regclass on every call, stored as
-  // `nextval((concat('...'))::regclass)`) so the table can be created before the sequence exists.
-  default: () => `nextval((concat('${POSITION_SEQUENCE}')))`,
-  transformer: integer,
-})(prototype, 'position');
 Column({
   name: 'tx_id',
   type: 'bigint',

@@ -1,5 +1,5 @@
 import type { EntityManager } from 'typeorm';
-import { OUTBOX_TABLE } from '../schema/event-sourcing-schema';
+import { libraryObject, OUTBOX_TABLE } from '../schema/event-sourcing-schema';
 
 /**
  * The outbox: one row per (event, async reactor), written in the event's transaction. A row is
@@ -21,13 +21,18 @@ export interface OutboxRow {
 const columns = `id::float8 AS id, events_table AS "eventsTable", event_id::float8 AS "eventId",
   event_position::float8 AS position, event_type AS "eventType", reactor, job_key::text AS "jobKey"`;
 
+/** The outbox of the manager's DataSource, in its schema. */
+function outbox(manager: EntityManager): string {
+  return libraryObject(manager.connection.driver, OUTBOX_TABLE);
+}
+
 export async function insertOutboxRows(
   manager: EntityManager,
   event: { table: string; id: number; position: number; type: string },
   reactors: readonly string[],
 ): Promise<OutboxRow[]> {
   return manager.query(
-    `INSERT INTO ${OUTBOX_TABLE} (events_table, event_id, event_position, event_type, reactor)
+    `INSERT INTO ${outbox(manager)} (events_table, event_id, event_position, event_type, reactor)
      SELECT $1, $2, $3, $4, reactor FROM unnest($5::text[]) AS reactor
      RETURNING ${columns}`,
     [event.table, event.id, event.position, event.type, reactors],
@@ -35,17 +40,17 @@ export async function insertOutboxRows(
 }
 
 export async function deleteOutboxRows(manager: EntityManager, ids: readonly number[]): Promise<void> {
-  if (ids.length > 0) await manager.query(`DELETE FROM ${OUTBOX_TABLE} WHERE id = ANY($1::bigint[])`, [ids]);
+  if (ids.length > 0) await manager.query(`DELETE FROM ${outbox(manager)} WHERE id = ANY($1::bigint[])`, [ids]);
 }
 
 /** Notes that the rows' jobs are in the queue (now); the relay looks at them again later. */
 export async function markOutboxRowsEnqueued(manager: EntityManager, ids: readonly number[]): Promise<void> {
-  if (ids.length > 0) await manager.query(`UPDATE ${OUTBOX_TABLE} SET enqueued_at = clock_timestamp() WHERE id = ANY($1::bigint[])`, [ids]);
+  if (ids.length > 0) await manager.query(`UPDATE ${outbox(manager)} SET enqueued_at = clock_timestamp() WHERE id = ANY($1::bigint[])`, [ids]);
 }
 
 /** After a job completed: its row is done with. */
 export async function deleteOutboxRowByJobKey(manager: EntityManager, jobKey: string): Promise<void> {
-  await manager.query(`DELETE FROM ${OUTBOX_TABLE} WHERE job_key = $1::uuid`, [jobKey]);
+  await manager.query(`DELETE FROM ${outbox(manager)} WHERE job_key = $1::uuid`, [jobKey]);
 }
 
 /**
@@ -54,7 +59,7 @@ export async function deleteOutboxRowByJobKey(manager: EntityManager, jobKey: st
  */
 export async function claimOutboxRows(manager: EntityManager, graceMs: number, limit: number): Promise<OutboxRow[]> {
   return manager.query(
-    `SELECT ${columns} FROM ${OUTBOX_TABLE}
+    `SELECT ${columns} FROM ${outbox(manager)}
      WHERE enqueued_at IS NULL AND created_at < clock_timestamp() - make_interval(secs => $1::float8 / 1000)
      ORDER BY id LIMIT $2 FOR UPDATE SKIP LOCKED`,
     [graceMs, limit],
@@ -64,7 +69,7 @@ export async function claimOutboxRows(manager: EntityManager, graceMs: number, l
 /** Locks up to `limit` rows whose jobs were enqueued more than `ageMs` ago, to check they still exist. */
 export async function claimEnqueuedOutboxRows(manager: EntityManager, ageMs: number, limit: number): Promise<OutboxRow[]> {
   return manager.query(
-    `SELECT ${columns} FROM ${OUTBOX_TABLE}
+    `SELECT ${columns} FROM ${outbox(manager)}
      WHERE enqueued_at < clock_timestamp() - make_interval(secs => $1::float8 / 1000)
      ORDER BY enqueued_at LIMIT $2 FOR UPDATE SKIP LOCKED`,
     [ageMs, limit],
@@ -73,6 +78,6 @@ export async function claimEnqueuedOutboxRows(manager: EntityManager, ageMs: num
 
 /** Rows whose jobs are not in the queue yet. */
 export async function countOutboxRows(manager: EntityManager): Promise<number> {
-  const [{ count }] = await manager.query(`SELECT count(*)::int AS count FROM ${OUTBOX_TABLE} WHERE enqueued_at IS NULL`);
+  const [{ count }] = await manager.query(`SELECT count(*)::int AS count FROM ${outbox(manager)} WHERE enqueued_at IS NULL`);
   return count;
 }

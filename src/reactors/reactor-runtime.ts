@@ -4,7 +4,7 @@ import { EventSourcingConfigError } from '../errors/event-sourcing-config-error'
 import { EventSourcingError } from '../errors/event-sourcing-error';
 import type { WrittenEvent } from '../events/transaction-log';
 import type { EventSourcingRegistry } from '../metadata/event-sourcing-registry';
-import { IDENTITY_TABLE } from '../schema/event-sourcing-schema';
+import { IDENTITY_TABLE, libraryObject } from '../schema/event-sourcing-schema';
 import type { Dispatcher } from './dispatcher';
 import { countOutboxRows } from './outbox';
 import { OutboxRelay } from './outbox-relay';
@@ -61,11 +61,12 @@ export class ReactorRuntime {
       return new ReactorRuntime(dataSource, registry, dispatcher, undefined, {}, onError);
     }
     let database: { identity: string; secret: string };
+    const identityTable = libraryObject(dataSource.driver, IDENTITY_TABLE);
     try {
-      [database] = await dataSource.query(`SELECT id::text AS identity, secret FROM ${IDENTITY_TABLE}`);
+      [database] = await dataSource.query(`SELECT id::text AS identity, secret FROM ${identityTable}`);
     } catch {
       throw new EventSourcingConfigError(
-        `table ${IDENTITY_TABLE} is missing or out of date: create the library's schema (synchronize, es.schema.create() or eventSourcingMigration) before attaching with a queue`,
+        `table ${identityTable} is missing or out of date: create the library's schema (synchronize, es.schema.create() or eventSourcingMigration) before attaching with a queue`,
       );
     }
     const queue = new ReactorQueue(queueOptions, database, dispatcher, dataSource, (error) => onError(error));

@@ -9,13 +9,25 @@ export const OUTBOX_TABLE = 'es_outbox';
 /** A random id made when the schema is created, to keep job ids unique per database. */
 export const IDENTITY_TABLE = 'es_identity';
 const REFUSE_FUNCTION = 'es_refuse_event_change';
+const POSITION_FUNCTION = 'es_assign_position';
 const TRIGGER = 'es_append_only';
 const TRUNCATE_TRIGGER = 'es_no_truncate';
+const POSITION_TRIGGER = 'es_position';
 /**
  * The session setting that lets TRUNCATE through the append-only wall, for test helpers
  * (`SET LOCAL typeorm_es.allow_truncate = on` inside their transaction).
  */
 export const ALLOW_TRUNCATE_SETTING = 'typeorm_es.allow_truncate';
+
+/**
+ * The name of one of the library's own objects (sequence, outbox, identity, functions) as SQL:
+ * in the DataSource's `schema` when it names one, as TypeORM puts the tables there; otherwise
+ * unqualified, so the search_path decides, as it does for TypeORM's unqualified tables.
+ */
+export function libraryObject(driver: Driver, name: string): string {
+  const schema = (driver.options as { schema?: string }).schema;
+  return schema ? `${driver.escape(schema)}.${driver.escape(name)}` : name;
+}
 
 function qualifiedTable(driver: Driver, definition: AggregateDefinition): string {
   const { schema, tableName } = definition.eventsMetadata;
@@ -25,14 +37,20 @@ function qualifiedTable(driver: Driver, definition: AggregateDefinition): string
 /**
  * What the library needs in the database besides the tables TypeORM generates: the shared
  * position sequence, the reactor outbox, the database's identity and job-signing key and, on
- * every events table, triggers refusing UPDATE, DELETE and TRUNCATE. Every statement is idempotent and safe to run from several
- * processes at once.
+ * every events table, a trigger assigning `position` and triggers refusing UPDATE, DELETE and
+ * TRUNCATE. All of it lives in the DataSource's `schema` ({@link libraryObject}). Every
+ * statement is idempotent and safe to run from several processes at once.
  */
 export function schemaStatements(driver: Driver, definitions: readonly AggregateDefinition[]): string[] {
+  const sequence = libraryObject(driver, POSITION_SEQUENCE);
+  const outbox = libraryObject(driver, OUTBOX_TABLE);
+  const identity = libraryObject(driver, IDENTITY_TABLE);
+  const refuse = libraryObject(driver, REFUSE_FUNCTION);
+  const assignPosition = libraryObject(driver, POSITION_FUNCTION);
   const statements = [
     `SELECT pg_advisory_xact_lock(hashtext('typeorm-event-sourcing.schema'))`,
-    `CREATE SEQUENCE IF NOT EXISTS ${POSITION_SEQUENCE}`,
-    `CREATE TABLE IF NOT EXISTS ${OUTBOX_TABLE} (
+    `CREATE SEQUENCE IF NOT EXISTS ${sequence}`,
+    `CREATE TABLE IF NOT EXISTS ${outbox} (
   id bigserial PRIMARY KEY,
   events_table text NOT NULL,
   event_id bigint NOT NULL,
@@ -42,19 +60,21 @@ export function schemaStatements(driver: Driver, definitions: readonly Aggregate
   created_at timestamptz NOT NULL DEFAULT clock_timestamp()
 )`,
     // A random key per row makes every job id new, even when positions repeat after a restore.
-    `ALTER TABLE ${OUTBOX_TABLE} ADD COLUMN IF NOT EXISTS job_key uuid NOT NULL DEFAULT gen_random_uuid()`,
+    `ALTER TABLE ${outbox} ADD COLUMN IF NOT EXISTS job_key uuid NOT NULL DEFAULT gen_random_uuid()`,
     // Set when the job is in the queue, for outboxes kept until their jobs complete.
-    `ALTER TABLE ${OUTBOX_TABLE} ADD COLUMN IF NOT EXISTS enqueued_at timestamptz`,
-    `CREATE INDEX IF NOT EXISTS ${OUTBOX_TABLE}_created_at ON ${OUTBOX_TABLE} (created_at)`,
-    `CREATE UNIQUE INDEX IF NOT EXISTS ${OUTBOX_TABLE}_job_key ON ${OUTBOX_TABLE} (job_key)`,
-    `CREATE TABLE IF NOT EXISTS ${IDENTITY_TABLE} (
+    `ALTER TABLE ${outbox} ADD COLUMN IF NOT EXISTS enqueued_at timestamptz`,
+    // Index names cannot be qualified: an index goes to its table's schema, and so does the
+    // IF NOT EXISTS check, so each schema's outbox gets its own.
+    `CREATE INDEX IF NOT EXISTS ${OUTBOX_TABLE}_created_at ON ${outbox} (created_at)`,
+    `CREATE UNIQUE INDEX IF NOT EXISTS ${OUTBOX_TABLE}_job_key ON ${outbox} (job_key)`,
+    `CREATE TABLE IF NOT EXISTS ${identity} (
   singleton boolean PRIMARY KEY DEFAULT true CHECK (singleton),
   id uuid NOT NULL DEFAULT gen_random_uuid()
 )`,
     // The key reactor jobs are signed with: whoever can write to Redis cannot forge one.
-    `ALTER TABLE ${IDENTITY_TABLE} ADD COLUMN IF NOT EXISTS secret text NOT NULL DEFAULT (replace(gen_random_uuid()::text || gen_random_uuid()::text, '-', ''))`,
-    `INSERT INTO ${IDENTITY_TABLE} DEFAULT VALUES ON CONFLICT DO NOTHING`,
-    `CREATE OR REPLACE FUNCTION ${REFUSE_FUNCTION}() RETURNS trigger LANGUAGE plpgsql AS $fn$
+    `ALTER TABLE ${identity} ADD COLUMN IF NOT EXISTS secret text NOT NULL DEFAULT (replace(gen_random_uuid()::text || gen_random_uuid()::text, '-', ''))`,
+    `INSERT INTO ${identity} DEFAULT VALUES ON CONFLICT DO NOTHING`,
+    `CREATE OR REPLACE FUNCTION ${refuse}() RETURNS trigger LANGUAGE plpgsql AS $fn$
 BEGIN
   IF TG_OP = 'TRUNCATE' THEN
     IF current_setting('${ALLOW_TRUNCATE_SETTING}', true) = 'on' THEN
@@ -67,19 +87,40 @@ BEGIN
     USING ERRCODE = 'restrict_violation';
 END
 $fn$`,
+    // A column default cannot say "the sequence next to this table": one declared on the entity
+    // is the same text for every DataSource, and an unqualified name would follow the session's
+    // search_path. The trigger knows its table's schema. A position already given (a data-only
+    // restore) is kept, so restored events keep their global order.
+    `CREATE OR REPLACE FUNCTION ${assignPosition}() RETURNS trigger LANGUAGE plpgsql AS $fn$
+BEGIN
+  IF NEW."position" IS NULL THEN
+    NEW."position" := nextval(quote_ident(TG_TABLE_SCHEMA) || '.${POSITION_SEQUENCE}');
+  END IF;
+  RETURN NEW;
+END
+$fn$`,
   ];
   for (const definition of definitions) {
     const table = qualifiedTable(driver, definition);
     const literal = `'${table.replace(/'/g, "''")}'`;
     statements.push(`DO $do$
 BEGIN
+  IF NOT EXISTS (SELECT 1 FROM pg_trigger WHERE tgname = '${POSITION_TRIGGER}' AND tgrelid = ${literal}::regclass) THEN
+    CREATE TRIGGER ${POSITION_TRIGGER} BEFORE INSERT ON ${table}
+      FOR EACH ROW EXECUTE FUNCTION ${assignPosition}();
+  END IF;
+  -- Tables made by an earlier version drew position from a column default naming the sequence.
+  IF EXISTS (SELECT 1 FROM pg_attrdef JOIN pg_attribute ON attrelid = adrelid AND attnum = adnum
+             WHERE adrelid = ${literal}::regclass AND attname = 'position') THEN
+    ALTER TABLE ${table} ALTER COLUMN "position" DROP DEFAULT;
+  END IF;
   IF NOT EXISTS (SELECT 1 FROM pg_trigger WHERE tgname = '${TRIGGER}' AND tgrelid = ${literal}::regclass) THEN
     CREATE TRIGGER ${TRIGGER} BEFORE UPDATE OR DELETE ON ${table}
-      FOR EACH ROW EXECUTE FUNCTION ${REFUSE_FUNCTION}();
+      FOR EACH ROW EXECUTE FUNCTION ${refuse}();
   END IF;
   IF NOT EXISTS (SELECT 1 FROM pg_trigger WHERE tgname = '${TRUNCATE_TRIGGER}' AND tgrelid = ${literal}::regclass) THEN
     CREATE TRIGGER ${TRUNCATE_TRIGGER} BEFORE TRUNCATE ON ${table}
-      FOR EACH STATEMENT EXECUTE FUNCTION ${REFUSE_FUNCTION}();
+      FOR EACH STATEMENT EXECUTE FUNCTION ${refuse}();
   END IF;
 END
 $do$`);
@@ -93,13 +134,15 @@ export function dropSchemaStatements(driver: Driver, definitions: readonly Aggre
   return [
     ...dropDirectWriteGuardStatements(driver, definitions),
     ...definitions.flatMap((definition) => [
+      `DROP TRIGGER IF EXISTS ${POSITION_TRIGGER} ON ${qualifiedTable(driver, definition)}`,
       `DROP TRIGGER IF EXISTS ${TRIGGER} ON ${qualifiedTable(driver, definition)}`,
       `DROP TRIGGER IF EXISTS ${TRUNCATE_TRIGGER} ON ${qualifiedTable(driver, definition)}`,
     ]),
-    `DROP FUNCTION IF EXISTS ${REFUSE_FUNCTION}()`,
-    `DROP TABLE IF EXISTS ${OUTBOX_TABLE}`,
-    `DROP TABLE IF EXISTS ${IDENTITY_TABLE}`,
-    `DROP SEQUENCE IF EXISTS ${POSITION_SEQUENCE}`,
+    `DROP FUNCTION IF EXISTS ${libraryObject(driver, POSITION_FUNCTION)}()`,
+    `DROP FUNCTION IF EXISTS ${libraryObject(driver, REFUSE_FUNCTION)}()`,
+    `DROP TABLE IF EXISTS ${libraryObject(driver, OUTBOX_TABLE)}`,
+    `DROP TABLE IF EXISTS ${libraryObject(driver, IDENTITY_TABLE)}`,
+    `DROP SEQUENCE IF EXISTS ${libraryObject(driver, POSITION_SEQUENCE)}`,
   ];
 }
 
@@ -124,7 +167,7 @@ export interface EventSourcingSchema {
   sql(): string;
   /** Runs the statements in one transaction. */
   create(): Promise<void>;
-  /** Removes what `create` made (triggers, function, sequence, outbox); tables are TypeORM's. */
+  /** Removes what `create` made (triggers, functions, sequence, outbox and identity tables); the other tables are TypeORM's. */
   drop(): Promise<void>;
 }
 

@@ -1,6 +1,6 @@
 import { attachedTo } from '../event-sourcing';
 import type { EventSourcing } from '../event-sourcing';
-import { ALLOW_TRUNCATE_SETTING, OUTBOX_TABLE } from '../schema/event-sourcing-schema';
+import { ALLOW_TRUNCATE_SETTING, libraryObject, OUTBOX_TABLE } from '../schema/event-sourcing-schema';
 
 /**
  * Empties every aggregate table, every events table and the outbox of the attached DataSource
@@ -22,6 +22,6 @@ export async function resetEventStore(es?: EventSourcing): Promise<void> {
   // Events tables refuse TRUNCATE unless the transaction says it is a test helper's.
   await dataSource.transaction(async (manager) => {
     await manager.query(`SET LOCAL ${ALLOW_TRUNCATE_SETTING} = on`);
-    await manager.query(`TRUNCATE ${[...tables, OUTBOX_TABLE].join(', ')} RESTART IDENTITY CASCADE`);
+    await manager.query(`TRUNCATE ${[...tables, libraryObject(driver, OUTBOX_TABLE)].join(', ')} RESTART IDENTITY CASCADE`);
   });
 }
