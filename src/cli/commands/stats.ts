@@ -1,4 +1,4 @@
-import { OUTBOX_TABLE } from '../../schema/event-sourcing-schema';
+import { libraryObject, OUTBOX_TABLE } from '../../schema/event-sourcing-schema';
 import { aggregatesOf } from '../aggregates';
 import type { CommandRun } from '../command-run';
 import { table } from '../output';
@@ -21,7 +21,7 @@ export async function stats(run: CommandRun): Promise<number> {
     `SELECT count(*) FILTER (WHERE enqueued_at IS NULL)::float8 AS pending,
             count(*) FILTER (WHERE enqueued_at IS NOT NULL)::float8 AS enqueued,
             extract(epoch FROM clock_timestamp() - min(created_at) FILTER (WHERE enqueued_at IS NULL))::float8 AS oldest
-     FROM ${OUTBOX_TABLE}`,
+     FROM ${libraryObject(driver, OUTBOX_TABLE)}`,
   );
   const outbox = {
     // Rows whose job is not in the queue yet: what the relay still has to hand over.

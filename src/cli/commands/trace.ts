@@ -1,6 +1,6 @@
 import type { Queue } from 'bullmq';
 import type { AggregateEvent } from '../../events/aggregate-event';
-import { IDENTITY_TABLE, OUTBOX_TABLE } from '../../schema/event-sourcing-schema';
+import { IDENTITY_TABLE, libraryObject, OUTBOX_TABLE } from '../../schema/event-sourcing-schema';
 import { aggregatesOf } from '../aggregates';
 import type { CommandRun } from '../command-run';
 import { CliError } from '../errors';
@@ -101,7 +101,8 @@ function jobLine(job: TraceJob): string {
  */
 async function attachJobs(run: CommandRun, queue: Queue, events: TraceEvent[]): Promise<void> {
   const dataSource = run.es.dataSource;
-  const [{ identity }]: { identity: string }[] = await dataSource.query(`SELECT id::text AS identity FROM ${IDENTITY_TABLE}`);
+  const driver = dataSource.driver;
+  const [{ identity }]: { identity: string }[] = await dataSource.query(`SELECT id::text AS identity FROM ${libraryObject(driver, IDENTITY_TABLE)}`);
   const byPosition = new Map(events.map((event) => [String(event.position), event]));
   const prefix = `${identity}.`;
   const seen = new Set<string>();
@@ -129,7 +130,7 @@ async function attachJobs(run: CommandRun, queue: Queue, events: TraceEvent[]): 
     }
   }
   const waiting: { position: number; reactor: string }[] = await dataSource.query(
-    `SELECT event_position::float8 AS position, reactor FROM ${OUTBOX_TABLE} WHERE enqueued_at IS NULL AND event_position = ANY($1::bigint[]) ORDER BY id`,
+    `SELECT event_position::float8 AS position, reactor FROM ${libraryObject(driver, OUTBOX_TABLE)} WHERE enqueued_at IS NULL AND event_position = ANY($1::bigint[]) ORDER BY id`,
     [events.map((event) => event.position)],
   );
   for (const row of waiting) {
