@@ -3,7 +3,7 @@ import type { AggregateDefinition } from '../aggregates/aggregate-definition';
 import { assertObjectArgument, UsageError } from '../errors/usage-error';
 import type { Reactions } from '../reactors/reactions';
 import { aggregateIdPages } from '../replay/history';
-import { missingBaseline, writeBaseline } from './write-baseline';
+import { assertExactInDatabase, insertBaselines, missingBaseline, prepareBaseline, type PreparedBaseline } from './write-baseline';
 
 /** Options of `es.baseline`. */
 export interface BaselineOptions {
@@ -68,14 +68,17 @@ export async function baselineAll(
         .setLock('pessimistic_write')
         .whereInIds(ids as unknown[])
         .getMany()) as ObjectLiteral[];
-      let written = 0;
+      const prepared: PreparedBaseline[] = [];
       for (const row of rows) {
-        if (definition.versionOf(row) !== 0) continue;
-        const event = await writeBaseline(transaction, definition, row);
-        if (options.dispatch) await reactions.afterInsert(transaction, definition, event);
-        written += 1;
+        if (definition.versionOf(row) === 0) prepared.push(await prepareBaseline(transaction, definition, row));
       }
-      return written;
+      // The batch checked in one query and written in two, whatever its size.
+      await assertExactInDatabase(transaction, definition, prepared);
+      await insertBaselines(transaction, definition, prepared);
+      if (options.dispatch) {
+        for (const { event } of prepared) await reactions.afterInsert(transaction, definition, event);
+      }
+      return prepared.length;
     });
     progress.processed += ids.length;
     options.onProgress?.({ ...progress });

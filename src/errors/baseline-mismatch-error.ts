@@ -24,12 +24,14 @@ export class BaselineMismatchError extends EventSourcingError {
     readonly eventType: string,
     /** Each column that differs. */
     readonly columns: readonly BaselineColumnMismatch[],
+    /** What to do about it, when known. */
+    hint?: string,
   ) {
     super(
       'BASELINE_MISMATCH',
       `${aggregateType} ${String(aggregateId)}: its baseline ${eventType} does not reproduce the row: ${columns
         .map((mismatch) => `${mismatch.column} is ${show(mismatch.stored)} in the row but ${show(mismatch.replayed)} after replay`)
-        .join('; ')}`,
+        .join('; ')}${hint ? `; ${hint}` : ''}`,
     );
   }
 }

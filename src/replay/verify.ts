@@ -37,7 +37,11 @@ export interface VerifyMismatch {
 }
 
 async function verifyIds(manager: EntityManager, definition: AggregateDefinition, ids: readonly unknown[]): Promise<VerifyMismatch[]> {
-  const rows = (await manager.createQueryBuilder(definition.target, 'aggregate').whereInIds(ids as unknown[]).getMany()) as ObjectLiteral[];
+  const rows = (await manager
+    .createQueryBuilder(definition.target, 'aggregate')
+    .whereInIds(ids as unknown[])
+    .orderBy(`aggregate.${definition.primaryColumn.propertyPath}`, 'ASC')
+    .getMany()) as ObjectLiteral[];
   const histories = await loadHistories(manager, definition, ids);
   const mismatches: VerifyMismatch[] = [];
   for (const row of rows) {
