@@ -110,6 +110,13 @@ describe('reject: the database trigger catches raw SQL and other programs', () =
     expect(await row(rejectModel, id)).toEqual({ id, label: 'first', extra: null, views: 0, version: 1 });
     await dataSource.query(`UPDATE guarded_reject SET label = 'raw', version = version + 1 WHERE id = $1`, [id]);
     expect(await row(rejectModel, id)).toMatchObject({ label: 'raw', version: 2 });
+    // An operator's repair says so in its transaction.
+    await dataSource.transaction(async (manager) => {
+      await manager.query(`SET LOCAL typeorm_es.allow_direct_write = on`);
+      await manager.query(`UPDATE guarded_reject SET label = 'repaired' WHERE id = $1`, [id]);
+    });
+    expect(await row(rejectModel, id)).toMatchObject({ label: 'repaired', version: 2 });
+    await expect(dataSource.query(`UPDATE guarded_reject SET label = 'after' WHERE id = $1`, [id])).rejects.toThrow('changes sourced columns without an event');
   });
 
   test('events, rebuild, baseline and lazy adoption all work under it', async () => {
