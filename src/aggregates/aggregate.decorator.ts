@@ -27,10 +27,11 @@ export interface AggregateOptions {
   baseline?: (row: any) => AggregateEvent<any, any>;
   /**
    * What a TypeORM write outside the event path that changes a sourced column or the version
-   * does: `'allow'` lets it through, `'warn'` lets it through and reports it through `onError`
-   * (an `EventSourcingError` with code `DIRECT_WRITE`), `'reject'` raises `DirectWriteError` and
-   * writes nothing, and makes the schema statements install a trigger that refuses such UPDATEs
-   * from raw SQL and other programs too. Writes of excluded columns always pass.
+   * does: `'allow'` lets it through; `'warn'` lets it through and reports a `DirectWriteError`
+   * through `onError` (without one, through `process.emitWarning`); `'reject'` throws the
+   * `DirectWriteError` and writes nothing, and makes the schema statements install a trigger that
+   * refuses such UPDATEs from raw SQL and other programs too. Writes of excluded columns always
+   * pass.
    * @defaultValue `'warn'`
    */
   directWrites?: DirectWritesMode;

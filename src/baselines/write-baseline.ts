@@ -7,6 +7,7 @@ import { AggregateEvent, numberReturnedValues } from '../events/aggregate-event'
 import { pendingWriteOf } from '../events/pending-write';
 import { applyEvent, assertStorable } from '../events/write-path';
 import { getMetadataStorage } from '../metadata/metadata-storage';
+import { tableSql } from '../schema/table-sql';
 
 /** Rows that need a baseline their aggregate does not declare: one (`id`) or `count` of them. */
 export function missingBaseline(definition: AggregateDefinition, id: unknown, count?: number): MissingBaselineError {
@@ -103,7 +104,7 @@ export async function assertExactInDatabase(manager: EntityManager, definition: 
   const driver = manager.connection.driver;
   const perRow = columns.length + 1;
   const chunk = Math.max(1, Math.floor(PARAMETER_LIMIT / perRow));
-  const table = (definition.metadata.schema ? `${driver.escape(definition.metadata.schema)}.` : '') + driver.escape(definition.metadata.tableName);
+  const table = tableSql(driver, definition.metadata);
   const key = driver.escape(definition.primaryColumn.databaseName);
   for (let start = 0; start < prepared.length; start += chunk) {
     const part = prepared.slice(start, start + chunk);
@@ -165,7 +166,7 @@ export async function insertBaselines(manager: EntityManager, definition: Aggreg
     await manager.createQueryBuilder().insert().into(target).values(events).callListeners(false).execute();
   }
   const driver = manager.connection.driver;
-  const table = (definition.metadata.schema ? `${driver.escape(definition.metadata.schema)}.` : '') + driver.escape(definition.metadata.tableName);
+  const table = tableSql(driver, definition.metadata);
   await manager.query(
     `UPDATE ${table} SET ${driver.escape(definition.versionColumn.databaseName)} = 1 WHERE ${driver.escape(definition.primaryColumn.databaseName)}::text = ANY($1::text[])`,
     [prepared.map(({ id }) => String(driver.preparePersistentValue(id, definition.primaryColumn)))],

@@ -16,6 +16,7 @@ import { scopedMetadata } from './metadata-scope';
 import { pendingWriteOf } from './pending-write';
 import { writeBaseline } from '../baselines/write-baseline';
 import { eventFieldsOf, restoreEventFields, transactionDepthOf, type TransactionLog } from './transaction-log';
+import { tableSql } from '../schema/table-sql';
 
 const retryableCodes = new Set(['40001', '40P01', '55P03']);
 
@@ -185,14 +186,13 @@ async function updateAggregate(
 
 /**
  * One parameterised UPDATE of the given columns plus the version (and the update-date column,
- * whose new value is read back, unless `touchUpdateDate` is false), keyed by primary key.
+ * whose new value is read back), keyed by primary key.
  */
 export async function writeColumns(
   manager: EntityManager,
   definition: AggregateDefinition,
   aggregate: ObjectLiteral,
   columns: readonly ColumnMetadata[],
-  { touchUpdateDate = true }: { touchUpdateDate?: boolean } = {},
 ): Promise<void> {
   const driver = manager.connection.driver;
   const parameters: unknown[] = [];
@@ -200,13 +200,12 @@ export async function writeColumns(
     parameters.push(driver.preparePersistentValue(column.getEntityValue(aggregate), column));
     return `${driver.escape(column.databaseName)} = $${parameters.length}`;
   });
-  const updateDate = touchUpdateDate ? definition.metadata.updateDateColumn : undefined;
+  const updateDate = definition.metadata.updateDateColumn;
   if (updateDate) assignments.push(`${driver.escape(updateDate.databaseName)} = CURRENT_TIMESTAMP`);
   parameters.push(driver.preparePersistentValue(definition.idOf(aggregate), definition.primaryColumn));
-  const table = driver.escape(definition.metadata.tableName);
-  const schema = definition.metadata.schema ? `${driver.escape(definition.metadata.schema)}.` : '';
+  const table = tableSql(driver, definition.metadata);
   const returning = updateDate ? ` RETURNING ${driver.escape(updateDate.databaseName)} AS "updated"` : '';
-  const sql = `UPDATE ${schema}${table} SET ${assignments.join(', ')} WHERE ${driver.escape(definition.primaryColumn.databaseName)} = $${parameters.length}${returning}`;
+  const sql = `UPDATE ${table} SET ${assignments.join(', ')} WHERE ${driver.escape(definition.primaryColumn.databaseName)} = $${parameters.length}${returning}`;
   const result = await manager.query(sql, parameters);
   if (updateDate) {
     const rows = Array.isArray(result[0]) ? result[0] : result;

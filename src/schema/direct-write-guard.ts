@@ -1,5 +1,6 @@
 import type { Driver } from 'typeorm';
 import type { AggregateDefinition } from '../aggregates/aggregate-definition';
+import { tableSql } from './table-sql';
 
 const GUARD_TRIGGER = 'es_direct_writes';
 /**
@@ -8,12 +9,8 @@ const GUARD_TRIGGER = 'es_direct_writes';
  */
 export const ALLOW_DIRECT_WRITE_SETTING = 'typeorm_es.allow_direct_write';
 
-function qualified(driver: Driver, schema: string | undefined, name: string): string {
-  return (schema ? `${driver.escape(schema)}.` : '') + driver.escape(name);
-}
-
 function guardFunction(driver: Driver, definition: AggregateDefinition): string {
-  return qualified(driver, definition.metadata.schema, `${definition.metadata.tableName}_es_guard`);
+  return tableSql(driver, { schema: definition.metadata.schema, tableName: `${definition.metadata.tableName}_es_guard` });
 }
 
 /**
@@ -25,7 +22,7 @@ function guardFunction(driver: Driver, definition: AggregateDefinition): string 
  */
 export function directWriteGuardStatements(driver: Driver, definitions: readonly AggregateDefinition[]): string[] {
   return definitions.map((definition) => {
-    const table = qualified(driver, definition.metadata.schema, definition.metadata.tableName);
+    const table = tableSql(driver, definition.metadata);
     const tableLiteral = `'${table.replace(/'/g, "''")}'`;
     if (definition.directWrites !== 'reject') {
       return `DO $do$
@@ -66,7 +63,7 @@ $do$`;
 /** The statements that undo {@link directWriteGuardStatements}. */
 export function dropDirectWriteGuardStatements(driver: Driver, definitions: readonly AggregateDefinition[]): string[] {
   return definitions.flatMap((definition) => [
-    `DROP TRIGGER IF EXISTS ${GUARD_TRIGGER} ON ${qualified(driver, definition.metadata.schema, definition.metadata.tableName)}`,
+    `DROP TRIGGER IF EXISTS ${GUARD_TRIGGER} ON ${tableSql(driver, definition.metadata)}`,
     `DROP FUNCTION IF EXISTS ${guardFunction(driver, definition)}()`,
   ]);
 }

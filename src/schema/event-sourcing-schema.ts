@@ -1,6 +1,7 @@
 import type { DataSource, Driver, QueryRunner } from 'typeorm';
 import type { AggregateDefinition } from '../aggregates/aggregate-definition';
 import { directWriteGuardStatements, dropDirectWriteGuardStatements } from './direct-write-guard';
+import { tableSql } from './table-sql';
 
 /** The sequence every events table draws `position` from (see `AggregateEvent.position`). */
 export const POSITION_SEQUENCE = 'es_event_position';
@@ -27,11 +28,6 @@ export const ALLOW_TRUNCATE_SETTING = 'typeorm_es.allow_truncate';
 export function libraryObject(driver: Driver, name: string): string {
   const schema = (driver.options as { schema?: string }).schema;
   return schema ? `${driver.escape(schema)}.${driver.escape(name)}` : name;
-}
-
-function qualifiedTable(driver: Driver, definition: AggregateDefinition): string {
-  const { schema, tableName } = definition.eventsMetadata;
-  return (schema ? `${driver.escape(schema)}.` : '') + driver.escape(tableName);
 }
 
 /**
@@ -101,7 +97,7 @@ END
 $fn$`,
   ];
   for (const definition of definitions) {
-    const table = qualifiedTable(driver, definition);
+    const table = tableSql(driver, definition.eventsMetadata);
     const literal = `'${table.replace(/'/g, "''")}'`;
     statements.push(`DO $do$
 BEGIN
@@ -134,9 +130,9 @@ export function dropSchemaStatements(driver: Driver, definitions: readonly Aggre
   return [
     ...dropDirectWriteGuardStatements(driver, definitions),
     ...definitions.flatMap((definition) => [
-      `DROP TRIGGER IF EXISTS ${POSITION_TRIGGER} ON ${qualifiedTable(driver, definition)}`,
-      `DROP TRIGGER IF EXISTS ${TRIGGER} ON ${qualifiedTable(driver, definition)}`,
-      `DROP TRIGGER IF EXISTS ${TRUNCATE_TRIGGER} ON ${qualifiedTable(driver, definition)}`,
+      `DROP TRIGGER IF EXISTS ${POSITION_TRIGGER} ON ${tableSql(driver, definition.eventsMetadata)}`,
+      `DROP TRIGGER IF EXISTS ${TRIGGER} ON ${tableSql(driver, definition.eventsMetadata)}`,
+      `DROP TRIGGER IF EXISTS ${TRUNCATE_TRIGGER} ON ${tableSql(driver, definition.eventsMetadata)}`,
     ]),
     `DROP FUNCTION IF EXISTS ${libraryObject(driver, POSITION_FUNCTION)}()`,
     `DROP FUNCTION IF EXISTS ${libraryObject(driver, REFUSE_FUNCTION)}()`,

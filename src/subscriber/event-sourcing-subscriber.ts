@@ -30,6 +30,7 @@ import { writeEvent } from '../events/write-path';
 import { currentTrigger } from '../reactors/trigger-scope';
 import type { EventSourcingRegistry } from '../metadata/event-sourcing-registry';
 import type { Reactions } from '../reactors/reactions';
+import { tableSql } from '../schema/table-sql';
 
 /**
  * The TypeORM edge of the library: turns TypeORM's entity and transaction events into calls to
@@ -152,7 +153,7 @@ export class EventSourcingSubscriber implements EntitySubscriberInterface {
     let stored: string | undefined;
     try {
       const driver = event.manager.connection.driver;
-      const table = (metadata.schema ? `${driver.escape(metadata.schema)}.` : '') + driver.escape(metadata.tableName);
+      const table = tableSql(driver, metadata);
       const type = driver.escape(metadata.discriminatorColumn!.databaseName);
       const id = driver.escape(metadata.primaryColumns[0].databaseName);
       const rows: { type?: string }[] = await event.manager.query(`SELECT ${type} AS "type" FROM ${table} WHERE ${id} = $1`, [entity.id]);

@@ -1,6 +1,7 @@
 import { attachedTo } from '../event-sourcing';
 import type { EventSourcing } from '../event-sourcing';
 import { ALLOW_TRUNCATE_SETTING, libraryObject, OUTBOX_TABLE } from '../schema/event-sourcing-schema';
+import { tableSql } from '../schema/table-sql';
 
 /**
  * Empties every aggregate table, every events table and the outbox of the attached DataSource
@@ -17,8 +18,7 @@ export async function resetEventStore(es?: EventSourcing): Promise<void> {
   const { internals } = attachedTo(es?.dataSource.manager);
   const { dataSource, registry } = internals;
   const driver = dataSource.driver;
-  const qualified = (metadata: { schema?: string; tableName: string }) => (metadata.schema ? `${driver.escape(metadata.schema)}.` : '') + driver.escape(metadata.tableName);
-  const tables = registry.definitions.flatMap((definition) => [qualified(definition.eventsMetadata), qualified(definition.metadata)]);
+  const tables = registry.definitions.flatMap((definition) => [tableSql(driver, definition.eventsMetadata), tableSql(driver, definition.metadata)]);
   // Events tables refuse TRUNCATE unless the transaction says it is a test helper's.
   await dataSource.transaction(async (manager) => {
     await manager.query(`SET LOCAL ${ALLOW_TRUNCATE_SETTING} = on`);

@@ -3,6 +3,7 @@ import { aggregatesOf } from '../aggregates';
 import type { CommandRun } from '../command-run';
 import { table } from '../output';
 import { JOB_STATES } from '../queue';
+import { tableSql } from '../../schema/table-sql';
 
 /** `stats`: events per table and type, the outbox backlog, and the queue's jobs by state. */
 export async function stats(run: CommandRun): Promise<number> {
@@ -12,7 +13,7 @@ export async function stats(run: CommandRun): Promise<number> {
   const events: { table: string; type: string; count: number }[] = [];
   for (const aggregate of aggregatesOf(dataSource)) {
     const { schema, tableName, discriminatorColumn } = aggregate.eventsMetadata;
-    const path = (schema ? `${driver.escape(schema)}.` : '') + driver.escape(tableName);
+    const path = tableSql(driver, { schema, tableName });
     const type = driver.escape(discriminatorColumn?.databaseName ?? 'type');
     const rows: { type: string; count: number }[] = await dataSource.query(`SELECT ${type} AS type, count(*)::float8 AS count FROM ${path} GROUP BY 1 ORDER BY 1`);
     for (const row of rows) events.push({ table: tableName, type: row.type, count: row.count });
