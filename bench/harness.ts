@@ -42,6 +42,7 @@ export interface CaseResult {
   rate: number;
   baselineRate: number;
   peakRssMb?: number;
+  baselinePeakRssMb?: number;
   notes?: string;
 }
 
@@ -124,6 +125,7 @@ export async function runGroup(group: string, baseline: Contender, cases: Conten
     rate: rate(c + 1),
     baselineRate: rate(0),
     peakRssMb: peaks[c + 1] / 2 ** 20,
+    baselinePeakRssMb: peaks[0] / 2 ** 20,
   }));
 }
 

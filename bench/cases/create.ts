@@ -1,0 +1,14 @@
+import type { BenchContext } from '../setup';
+import { runGroup, type CaseResult } from '../harness';
+import { BenchItemOpened, PlainItem } from '../models';
+
+/** A new aggregate through its creating event (row INSERT + event INSERT) against a plain INSERT. */
+export async function createCases(ctx: BenchContext): Promise<CaseResult[]> {
+  const manager = ctx.dataSource.manager;
+  return runGroup(
+    'create',
+    { name: 'TypeORM insert (plain entity)', op: (i) => manager.insert(PlainItem, { label: `new-${i}`, version: 1 }) },
+    [{ name: 'event creating its aggregate', op: (i) => manager.save(BenchItemOpened.build({ label: `new-${i}` })) }],
+    ctx.config.writes,
+  );
+}
