@@ -22,7 +22,7 @@ export function parseArgs(argv: readonly string[], root: string): BenchConfig {
   return {
     quick,
     out,
-    writes: quick ? { rounds: 7, slices: 1, sliceSize: 20, warmup: 20 } : { rounds: 9, slices: 4, sliceSize: 20, warmup: 40 },
+    writes: quick ? { rounds: 7, slices: 2, sliceSize: 20, warmup: 20 } : { rounds: 9, slices: 5, sliceSize: 20, warmup: 40 },
     replay: quick
       ? { rounds: 7, slices: 1, sliceSize: 1, warmup: 1, events: 20_000, aggregates: 200 }
       : { rounds: 7, slices: 1, sliceSize: 1, warmup: 1, events: 200_000, aggregates: 2_000 },
