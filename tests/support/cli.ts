@@ -1,8 +1,7 @@
-import { execFile, spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
-import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { promisify } from 'node:util';
+import { buildOnce, root } from './test-build';
 
 /**
  * The `typeorm-es` bin as users run it, in child processes: src/ and the DataSource modules it
@@ -12,89 +11,22 @@ import { promisify } from 'node:util';
  * A private build, not dist/: the pack test rebuilds dist/ while other files run.
  */
 
-const root = path.join(__dirname, '..', '..');
-const buildRoot = path.join(root, '.test-build');
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 let buildDir: string | undefined;
 
-function sourceFiles(dir: string): string[] {
-  return readdirSync(dir, { withFileTypes: true }).flatMap((entry) => {
-    const file = path.join(dir, entry.name);
-    if (entry.isDirectory()) return sourceFiles(file);
-    return /\.(ts|json)$/.test(entry.name) ? [file] : [];
-  });
-}
-
-function inputsHash(): string {
-  const hash = createHash('sha256');
-  const files = [
-    ...sourceFiles(path.join(root, 'src')),
-    ...sourceFiles(path.join(root, 'examples')),
-    ...sourceFiles(path.join(root, 'tests', 'cli')),
-    // Models the modules of tests/cli import.
-    ...sourceFiles(path.join(root, 'tests', 'support')),
-    path.join(root, 'tsconfig.json'),
-    path.join(root, 'package-lock.json'),
-  ].filter((file) => existsSync(file));
-  for (const file of files.sort()) hash.update(path.relative(root, file)).update('\0').update(readFileSync(file)).update('\0');
-  return hash.digest('hex').slice(0, 16);
-}
-
-/**
- * Compiles the CLI unless this source state was compiled already (about 8 s when it was not).
- * Test files running at once take turns through a lock directory; the first one compiles.
- */
+/** Compiles the CLI unless this source state was compiled already (about 8 s when it was not). */
 export async function buildCli(): Promise<string> {
-  const dir = path.join(buildRoot, `cli-${inputsHash()}`);
-  const stamp = path.join(dir, 'complete');
-  const lock = `${dir}.lock`;
-  if (!existsSync(stamp)) {
-    mkdirSync(buildRoot, { recursive: true });
-    const deadline = Date.now() + 120_000;
-    for (;;) {
-      try {
-        mkdirSync(lock);
-        break;
-      } catch (error) {
-        if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
-        // A lock older than any compile is left over from a killed run.
-        try {
-          if (Date.now() - statSync(lock).mtimeMs > 90_000) rmSync(lock, { recursive: true, force: true });
-        } catch {
-          // removed by its owner meanwhile
-        }
-        if (Date.now() > deadline) throw new Error(`buildCli: ${lock} stayed locked`);
-        await sleep(100);
-      }
-    }
-    try {
-      if (!existsSync(stamp)) {
-        const tsc = path.join(root, 'node_modules', 'typescript', 'bin', 'tsc');
-        try {
-          await promisify(execFile)(process.execPath, [tsc, '-p', path.join(root, 'tests', 'cli', 'tsconfig.json'), '--outDir', dir], { cwd: root });
-        } catch (error) {
-          const { stdout, stderr } = error as { stdout?: string; stderr?: string };
-          throw new Error(`compiling the CLI failed:\n${stdout ?? ''}${stderr ?? ''}`);
-        }
-        writeFileSync(
-          path.join(dir, 'package.json'),
-          JSON.stringify({ name: 'typeorm-event-sourcing', private: true, exports: { '.': './src/index.js', './package.json': './package.json' } }),
-        );
-        writeFileSync(stamp, new Date().toISOString());
-        for (const entry of readdirSync(buildRoot)) {
-          const old = path.join(buildRoot, entry);
-          // Other source states' builds, unused for a while (another run may still use a recent one).
-          if (entry.startsWith('cli-') && old !== dir && !entry.endsWith('.lock') && Date.now() - statSync(old).mtimeMs > 15 * 60_000) {
-            rmSync(old, { recursive: true, force: true });
-          }
-        }
-      }
-    } finally {
-      rmSync(lock, { recursive: true, force: true });
-    }
-  }
-  buildDir = dir;
-  return dir;
+  buildDir = await buildOnce(
+    'cli',
+    'tests/cli/tsconfig.json',
+    // tests/support: models the modules of tests/cli import.
+    ['src', 'examples', 'tests/cli', 'tests/support'],
+    (dir) =>
+      writeFileSync(
+        path.join(dir, 'package.json'),
+        JSON.stringify({ name: 'typeorm-event-sourcing', private: true, exports: { '.': './src/index.js', './package.json': './package.json' } }),
+      ),
+  );
+  return buildDir;
 }
 
 function built(): string {

@@ -1,6 +1,5 @@
 import { execFile, spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
-import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
@@ -12,98 +11,22 @@ import { EventSourcing } from '../../src';
 import { createEffectsTable, createRunsTable, EFFECTS_TABLE, orderEntities, RUNS_TABLE } from '../processes/model';
 import { testDataSource } from './database';
 import { OrderDatabase } from './order-database';
+import { buildOnce, root } from './test-build';
 
 /**
  * Child processes for the reliability tests: tests/processes/*.ts compiled with tsc (decorator
  * metadata needs it) into .test-build/, spawned with this Node, driven by JSON lines.
  */
 
-const root = path.join(__dirname, '..', '..');
-const buildRoot = path.join(root, '.test-build');
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 let buildDir: string | undefined;
 
-function sourceFiles(dir: string): string[] {
-  return readdirSync(dir, { withFileTypes: true }).flatMap((entry) => {
-    const file = path.join(dir, entry.name);
-    if (entry.isDirectory()) return sourceFiles(file);
-    return /\.(ts|json)$/.test(entry.name) ? [file] : [];
-  });
-}
-
-/** A hash of everything the build reads, so an unchanged tree is not compiled again. */
-function inputsHash(): string {
-  const hash = createHash('sha256');
-  const files = [
-    ...sourceFiles(path.join(root, 'src')),
-    ...sourceFiles(path.join(root, 'tests', 'processes')),
-    path.join(root, 'tsconfig.json'),
-    path.join(root, 'package-lock.json'),
-  ].filter((file) => existsSync(file));
-  for (const file of files.sort()) hash.update(path.relative(root, file)).update('\0').update(readFileSync(file)).update('\0');
-  return hash.digest('hex').slice(0, 16);
-}
-
-/** Builds of other source states, unused for a while (another run may still use a recent one). */
-function removeOldBuilds(keep: string): void {
-  for (const entry of readdirSync(buildRoot)) {
-    const dir = path.join(buildRoot, entry);
-    try {
-      if (entry !== keep && Date.now() - statSync(dir).mtimeMs > 15 * 60_000) rmSync(dir, { recursive: true, force: true });
-    } catch {
-      // removed meanwhile
-    }
-  }
-}
-
 /**
- * Compiles tests/processes (and the src/ it imports) with tsc into .test-build/<hash of the
- * sources>/, unless that build exists. Test files running in parallel take turns through a lock
- * directory; the first compiles. A build per source state keeps a run from replacing the files
- * the children of another run (a shared checkout) are loading.
+ * Compiles tests/processes (and the src/ it imports) into a private build (see test-build.ts),
+ * unless this source state was compiled already.
  */
 export async function compileProcesses(): Promise<void> {
-  const hash = inputsHash();
-  const dir = path.join(buildRoot, hash);
-  const stamp = path.join(dir, 'complete');
-  const lock = path.join(buildRoot, `${hash}.lock`);
-  if (!existsSync(stamp)) {
-    mkdirSync(buildRoot, { recursive: true });
-    const deadline = Date.now() + 120_000;
-    for (;;) {
-      try {
-        mkdirSync(lock);
-        break;
-      } catch (error) {
-        if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
-        // A lock older than any compile is left over from a killed run.
-        try {
-          if (Date.now() - statSync(lock).mtimeMs > 90_000) rmSync(lock, { recursive: true, force: true });
-        } catch {
-          // removed by its owner meanwhile
-        }
-        if (Date.now() > deadline) throw new Error(`compileProcesses: ${lock} stayed locked`);
-        await sleep(100);
-      }
-    }
-    try {
-      if (!existsSync(stamp)) {
-        const tsc = path.join(root, 'node_modules', 'typescript', 'bin', 'tsc');
-        const config = path.join(root, 'tests', 'processes', 'tsconfig.json');
-        try {
-          await promisify(execFile)(process.execPath, [tsc, '-p', config, '--outDir', dir], { cwd: root });
-        } catch (error) {
-          const { stdout, stderr } = error as { stdout?: string; stderr?: string };
-          throw new Error(`compiling tests/processes failed:\n${stdout ?? ''}${stderr ?? ''}`);
-        }
-        writeFileSync(stamp, new Date().toISOString());
-        removeOldBuilds(hash);
-      }
-    } finally {
-      rmSync(lock, { recursive: true, force: true });
-    }
-  }
-  buildDir = dir;
+  buildDir = await buildOnce('processes', 'tests/processes/tsconfig.json', ['src', 'tests/processes']);
 }
 
 /** A message a child wrote on stdout. */
