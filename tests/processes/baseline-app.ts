@@ -2,7 +2,7 @@ import 'reflect-metadata';
 import { DataSource } from 'typeorm';
 import { Dispatcher, EventSourcing } from '../../src';
 import { CommandLoop, env, type Handlers, optionalNumber, runChild, send, sleep } from './child-harness';
-import { baselineEntities, ResumedAccount, ResumedAccountImported } from './baseline-model';
+import { LegacyAccount, LegacyAccountImported, legacyEntities } from '../support/legacy-models';
 
 /**
  * A process running es.baseline, to be SIGKILLed part-way by the resume test.
@@ -24,15 +24,15 @@ async function main(): Promise<void> {
     type: 'postgres',
     url: env('DATABASE_URL'),
     applicationName: env('APPLICATION_NAME'),
-    entities: baselineEntities,
+    entities: legacyEntities,
     synchronize: false,
     logging: false,
   });
   await dataSource.initialize();
   let seen = 0;
-  const dispatcher = new Dispatcher().on(ResumedAccountImported, {
+  const dispatcher = new Dispatcher().on(LegacyAccountImported, {
     name: 'PauseInsideBatch',
-    trigger: async (event: ResumedAccountImported) => {
+    trigger: async (event: LegacyAccountImported) => {
       seen += 1;
       if (seen !== pauseAt) return;
       send({ type: 'paused', seen, aggregateId: event.aggregateId });
@@ -45,7 +45,7 @@ async function main(): Promise<void> {
   const commands = new CommandLoop();
   const handlers: Handlers = {
     async baseline({ batchSize }) {
-      const result = await es.baseline(ResumedAccount, {
+      const result = await es.baseline(LegacyAccount, {
         batchSize,
         dispatch: pauseAt !== undefined,
         onProgress: (progress) => send({ type: 'progress', ...progress, at: Date.now() }),

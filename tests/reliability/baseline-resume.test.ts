@@ -1,6 +1,6 @@
 import type { DataSource } from 'typeorm';
 import { EventSourcing } from '../../src';
-import { baselineEntities, ResumedAccount } from '../processes/baseline-model';
+import { LegacyAccount, legacyEntities } from '../support/legacy-models';
 import { childProcessHooks } from '../support/child-hooks';
 import { testDataSource } from '../support/database';
 import { recordFigure } from '../support/figures';
@@ -27,7 +27,7 @@ let url: string;
 childProcessHooks({
   setup: async () => {
     // The pid keeps two runs of the suite at once (a shared checkout) off each other's database.
-    dataSource = await testDataSource(`reliability_baseline_resume_${process.pid}`, baselineEntities);
+    dataSource = await testDataSource(`reliability_baseline_resume_${process.pid}`, legacyEntities);
     url = (dataSource.options as { url: string }).url;
     es = await EventSourcing.attach(dataSource);
   },
@@ -40,9 +40,9 @@ childProcessHooks({
 
 /** CRUD rows written with plain SQL, with the NULLs, precisions and foreign key the baseline must keep. */
 async function insertCrudRows(): Promise<number[]> {
-  await dataSource.query(`INSERT INTO resumed_customer (name) SELECT 'customer ' || c FROM generate_series(1, 10) AS c`);
+  await dataSource.query(`INSERT INTO legacy_customer (name) SELECT 'customer ' || c FROM generate_series(1, 10) AS c`);
   const rows: { id: number }[] = await dataSource.query(
-    `INSERT INTO resumed_account (name, nickname, balance, "externalRef", "closedAt", settings, "customerId", "createdAt", "updatedAt")
+    `INSERT INTO legacy_account (name, nickname, balance, "externalRef", "closedAt", settings, "customerId", "createdAt", "updatedAt")
      SELECT 'account ' || n, CASE WHEN n % 3 = 0 THEN NULL ELSE 'nick ' || n END, (1234.5 + n * 0.01)::numeric(12,2),
             CASE WHEN n % 2 = 0 THEN (9007199254740993 + n * 7)::bigint ELSE NULL END,
             CASE WHEN n % 4 = 0 THEN timestamptz '2020-02-29 12:34:56.789+00' + n * interval '1 day' ELSE NULL END,
@@ -55,7 +55,7 @@ async function insertCrudRows(): Promise<number[]> {
 }
 
 async function rowTexts(): Promise<Map<number, string>> {
-  const rows: { id: number; json: string }[] = await dataSource.query(`SELECT id, row_to_json(t)::text AS json FROM resumed_account t ORDER BY id`);
+  const rows: { id: number; json: string }[] = await dataSource.query(`SELECT id, row_to_json(t)::text AS json FROM legacy_account t ORDER BY id`);
   return new Map(rows.map((row) => [row.id, row.json]));
 }
 
@@ -68,8 +68,8 @@ async function rowTexts(): Promise<Map<number, string>> {
 async function expectWholeBatches(ids: number[], before: Map<number, string>): Promise<number> {
   const rows: { id: number; version: number; events: number; baselines: number }[] = await dataSource.query(
     `SELECT a.id, a.version, count(e.id)::int AS events,
-            count(e.id) FILTER (WHERE e.type = 'ResumedAccount.Imported' AND e.version = 1 AND e.created_at = a."createdAt")::int AS baselines
-     FROM resumed_account a LEFT JOIN resumed_account_events e ON e.resumed_account_id = a.id GROUP BY a.id ORDER BY a.id`,
+            count(e.id) FILTER (WHERE e.type = 'LegacyAccount.Imported' AND e.version = 1 AND e.created_at = a."createdAt")::int AS baselines
+     FROM legacy_account a LEFT JOIN legacy_account_events e ON e.legacy_account_id = a.id GROUP BY a.id ORDER BY a.id`,
   );
   expect(rows).toHaveLength(ROWS);
   const odd = rows.filter((row) => !(row.version === 0 && row.events === 0) && !(row.version === 1 && row.events === 1 && row.baselines === 1));
@@ -78,7 +78,7 @@ async function expectWholeBatches(ids: number[], before: Map<number, string>): P
   expect(baselined).toEqual(ids.slice(0, baselined.length));
   expect(baselined.length % BATCH).toBe(0);
 
-  const mismatches = await es.verify(ResumedAccount);
+  const mismatches = await es.verify(LegacyAccount);
   expect(mismatches.filter((mismatch) => mismatch.reason !== 'noEvents')).toEqual([]);
   expect(mismatches.map((mismatch) => mismatch.id as number).sort((a, b) => a - b)).toEqual(ids.slice(baselined.length));
 
@@ -115,10 +115,10 @@ test('a baseline SIGKILLed inside a batch and between batches leaves whole batch
     `SELECT count(*)::int AS n FROM pg_stat_activity WHERE application_name = 'baseline_resume_1' AND state = 'idle in transaction'`,
   );
   expect(open.n).toBe(1);
-  const [{ visible }] = await dataSource.query(`SELECT count(*)::int AS visible FROM resumed_account_events`);
+  const [{ visible }] = await dataSource.query(`SELECT count(*)::int AS visible FROM legacy_account_events`);
   expect(visible).toBe(COMMITTED_BEFORE_PAUSE);
   const free = async (batch: number[]) =>
-    (await dataSource.query(`SELECT count(*)::int AS n FROM (SELECT id FROM resumed_account WHERE id = ANY($1::int[]) FOR UPDATE SKIP LOCKED) AS free`, [batch]))[0].n;
+    (await dataSource.query(`SELECT count(*)::int AS n FROM (SELECT id FROM legacy_account WHERE id = ANY($1::int[]) FOR UPDATE SKIP LOCKED) AS free`, [batch]))[0].n;
   expect(await free(ids.slice(COMMITTED_BEFORE_PAUSE, COMMITTED_BEFORE_PAUSE + BATCH))).toBe(0);
   expect(await free(ids.slice(COMMITTED_BEFORE_PAUSE + BATCH, COMMITTED_BEFORE_PAUSE + 2 * BATCH))).toBe(BATCH);
   await paused.kill('SIGKILL');
@@ -144,13 +144,13 @@ test('a baseline SIGKILLed inside a batch and between batches leaves whole batch
   // The resume, in this process: exactly the rows left, each once.
   const left = ROWS - afterSecondKill;
   const resumedProgress: number[] = [];
-  expect(await es.baseline(ResumedAccount, { batchSize: BATCH, onProgress: (progress) => resumedProgress.push(progress.total) })).toEqual({ processed: left, baselined: left });
+  expect(await es.baseline(LegacyAccount, { batchSize: BATCH, onProgress: (progress) => resumedProgress.push(progress.total) })).toEqual({ processed: left, baselined: left });
   expect(new Set(resumedProgress)).toEqual(new Set([left]));
   expect(await expectWholeBatches(ids, before)).toBe(ROWS);
-  const [{ events, aggregates }] = await dataSource.query(`SELECT count(*)::int AS events, count(DISTINCT resumed_account_id)::int AS aggregates FROM resumed_account_events`);
+  const [{ events, aggregates }] = await dataSource.query(`SELECT count(*)::int AS events, count(DISTINCT legacy_account_id)::int AS aggregates FROM legacy_account_events`);
   expect({ events, aggregates }).toEqual({ events: ROWS, aggregates: ROWS });
-  expect(await es.verify(ResumedAccount)).toEqual([]);
-  expect(await es.baseline(ResumedAccount, { batchSize: BATCH })).toEqual({ processed: 0, baselined: 0 });
+  expect(await es.verify(LegacyAccount)).toEqual([]);
+  expect(await es.baseline(LegacyAccount, { batchSize: BATCH })).toEqual({ processed: 0, baselined: 0 });
 
   recordFigure('processes killed', 2);
   recordFigure('rows resumed', left);

@@ -1,7 +1,9 @@
 import 'reflect-metadata';
 import { Column, CreateDateColumn, Entity, JoinColumn, ManyToOne, PrimaryGeneratedColumn, UpdateDateColumn } from 'typeorm';
 import { IsNotEmpty } from 'class-validator';
-import { Aggregate, AggregateEvent, AggregateVersion, Attribute, Command, Data, EventsOf, EventType, sourcedValues } from 'typeorm-event-sourcing';
+// Relative, not the package name: the baseline-resume child process (tests/processes) compiles
+// this file too, and must load the same src/ as its caller; jest maps the name to that file anyway.
+import { Aggregate, AggregateEvent, AggregateVersion, Attribute, Command, Data, EventsOf, EventType, sourcedValues } from '../../src';
 
 /** A CRUD table that stays CRUD; accounts point at it. */
 @Entity('legacy_customer')

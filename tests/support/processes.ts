@@ -22,11 +22,11 @@ const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 let buildDir: string | undefined;
 
 /**
- * Compiles tests/processes (and the src/ it imports) into a private build (see test-build.ts),
+ * Compiles tests/processes (and the src/ and test models it imports) into a private build (see test-build.ts),
  * unless this source state was compiled already.
  */
 export async function compileProcesses(): Promise<void> {
-  buildDir = await buildOnce('processes', 'tests/processes/tsconfig.json', ['src', 'tests/processes']);
+  buildDir = await buildOnce('processes', 'tests/processes/tsconfig.json', ['src', 'tests/processes', 'tests/support']);
 }
 
 /** A message a child wrote on stdout. */
