@@ -28,6 +28,10 @@ export interface GroupOptions {
 }
 
 export interface CaseResult {
+  /** The stable name in the JSON output (`update.append`, `replay.verify`...), when it has one. */
+  key?: string;
+  /** Further figures of the case for the JSON output (`p50Ms`, `peakRssMb`...), under `cases.<key>`. */
+  extra?: Record<string, number>;
   group: string;
   name: string;
   baseline: string;
