@@ -13,6 +13,11 @@ function isRelationOnlyJoinColumn(column: ColumnMetadata): boolean {
   return column.relationMetadata !== undefined && column.propertyName === column.relationMetadata.propertyName;
 }
 
+/** The entity property a column lives under (the embedded object's, for embedded columns). */
+function topLevelProperty(column: ColumnMetadata): string {
+  return column.propertyPath.split('.')[0];
+}
+
 /**
  * One aggregate as this library sees it, resolved against a DataSource's metadata: which columns
  * events decide (sourced), where the version lives, and how a fresh, never-written instance looks.
@@ -22,6 +27,13 @@ export class AggregateDefinition {
   readonly sourcedColumns: readonly ColumnMetadata[];
   readonly primaryColumn: ColumnMetadata;
   readonly versionColumn: ColumnMetadata;
+  /** Columns an instance must hold for its stored state to be known: primary, version, sourced. */
+  readonly requiredForStoredState: ReadonlySet<ColumnMetadata>;
+  /**
+   * Properties whose stored value may change without the version moving (columns events do not
+   * decide, relations): `apply` reading one must see the locked row, not a remembered state.
+   */
+  readonly unvouchedProperties: ReadonlySet<string>;
   /** Columns pg returns as strings (numeric, bigint) while `apply` may set numbers. */
   readonly #numericColumns: ReadonlySet<ColumnMetadata>;
   #cachedDefaults: Map<ColumnMetadata, unknown> | undefined;
@@ -54,6 +66,12 @@ export class AggregateDefinition {
         !isRelationOnlyJoinColumn(column) &&
         !exclude.includes(column.propertyName),
     );
+    this.requiredForStoredState = new Set([this.primaryColumn, this.versionColumn, ...this.sourcedColumns]);
+    // An embedded object holding both kinds of columns counts as unvouched as a whole.
+    this.unvouchedProperties = new Set([
+      ...metadata.columns.filter((column) => !this.requiredForStoredState.has(column)).map(topLevelProperty),
+      ...metadata.relations.map((relation) => relation.propertyPath.split('.')[0]),
+    ]);
     const driver = metadata.connection.driver;
     this.#numericColumns = new Set(metadata.columns.filter((column) => ['numeric', 'decimal', 'bigint'].includes(driver.normalizeType(column))));
   }
@@ -99,7 +117,7 @@ export class AggregateDefinition {
   }
 
   /** The sourced columns whose value differs between a snapshot and the aggregate now. */
-  changedColumns(before: Map<ColumnMetadata, unknown>, aggregate: ObjectLiteral): ColumnMetadata[] {
+  changedColumns(before: ReadonlyMap<ColumnMetadata, unknown>, aggregate: ObjectLiteral): ColumnMetadata[] {
     return this.sourcedColumns.filter((column) => !this.sameColumnValue(column, before.get(column), column.getEntityValue(aggregate)));
   }
 

@@ -3,6 +3,7 @@ import type { AggregateDefinition, ColumnMetadata } from '../aggregates/aggregat
 import type { OutboxRow } from '../reactors/outbox';
 import type { AggregateEvent } from './aggregate-event';
 import { pendingWriteOf } from './pending-write';
+import { forgetStoredState } from '../aggregates/stored-state';
 
 /** The fields the write path fills in on an event, as they were before its write. */
 export type EventFields = Pick<AggregateEvent, 'id' | 'aggregateId' | 'version' | 'createdAt' | 'metadata' | 'position' | 'txId'>;
@@ -130,6 +131,8 @@ export class TransactionLog {
       if (restored.has(snapshot.caller)) continue;
       restored.add(snapshot.caller);
       snapshot.definition.restore(snapshot.caller, snapshot.columns);
+      // The write it remembered did not happen; what the row holds is read again next time.
+      forgetStoredState(snapshot.caller);
     }
     open.events = open.events.filter((entry) => entry.depth < fromDepth);
     open.callers = open.callers.filter((snapshot) => snapshot.depth < fromDepth);

@@ -17,6 +17,10 @@ import { pendingWriteOf } from './pending-write';
 import { writeBaseline } from '../baselines/write-baseline';
 import { eventFieldsOf, restoreEventFields, transactionDepthOf, type TransactionLog } from './transaction-log';
 import { tableSql } from '../schema/table-sql';
+import { forgetStoredState, rememberReturnedState, storedStateOf, workingCopy, type StoredState } from '../aggregates/stored-state';
+import { sameValue } from '../aggregates/column-values';
+import { rowUpdate, type FastStatement } from './fast-statement';
+import { isHot, markHot } from './hot-aggregates';
 
 const retryableCodes = new Set(['40001', '40P01', '55P03']);
 
@@ -116,12 +120,19 @@ export async function writeEvent(
   const callerBefore = caller && log.needsSnapshot(queryRunner, caller, depth) ? definition.snapshot(caller) : undefined;
   try {
     assertStorable(event);
-    const aggregate =
-      existingId === undefined || existingId === null
-        ? await createAggregate(manager, definition, event, pending.expectedVersion)
-        : await updateAggregate(manager, definition, event, existingId, pending.expectedVersion);
-    event.aggregateId = definition.idOf(aggregate);
-    if (caller) definition.copyColumns(aggregate, caller);
+    if (existingId === undefined || existingId === null) {
+      const aggregate = await createAggregate(manager, definition, event, pending.expectedVersion);
+      event.aggregateId = definition.idOf(aggregate);
+      if (caller) {
+        definition.copyColumns(aggregate, caller);
+        // Values as apply left them, not as read back: the next write reads the row.
+        forgetStoredState(caller);
+      }
+    } else {
+      const stored = await updateAggregate(manager, definition, event, existingId, pending.expectedVersion, caller);
+      event.aggregateId = stored.get(definition.primaryColumn);
+      if (caller) rememberReturnedState(definition, caller, stored);
+    }
   } catch (error) {
     restoreEventFields(event, eventBefore);
     throw error;
@@ -148,13 +159,81 @@ async function createAggregate(
   return aggregate;
 }
 
+/**
+ * The caller's remembered stored state, when a write may start from it instead of the locked
+ * row: known, at the expected version (if any), past the baseline, and not contended lately.
+ */
+export function usableStoredState(definition: AggregateDefinition, caller: ObjectLiteral, expectedVersion: number | undefined): StoredState | undefined {
+  const state = storedStateOf(caller);
+  if (!state || state.definition !== definition || state.version < 1) return undefined;
+  if (expectedVersion !== undefined && expectedVersion !== state.version) return undefined;
+  const id = definition.idOf(caller);
+  if (!sameValue(state.columns.get(definition.primaryColumn), id) || isHot(definition, id)) return undefined;
+  return state;
+}
+
+/**
+ * Runs `apply` on a copy of the stored state (after setting the event's createdAt). Undefined
+ * when the write must read the locked row instead: `apply` read what the stored state cannot
+ * vouch for, or threw (the locked path runs it again and reports the error as usual).
+ */
+export function applyToStoredState(
+  event: AggregateEvent,
+  definition: AggregateDefinition,
+  state: StoredState,
+): { aggregate: ObjectLiteral; changed: ColumnMetadata[] } | undefined {
+  const copy = workingCopy(state);
+  event.createdAt = new Date();
+  let result: ObjectLiteral;
+  try {
+    result = applyEvent(event, copy.aggregate, definition, state.columns.get(definition.primaryColumn));
+  } catch {
+    return undefined;
+  }
+  if (copy.readUnvouched()) return undefined;
+  const aggregate = result === copy.aggregate ? copy.target : result;
+  return { aggregate, changed: definition.changedColumns(state.columns, aggregate) };
+}
+
+/** The parameters of {@link rowUpdate}: the changed columns' values as stored, then the id. */
+export function rowUpdateParameters(definition: AggregateDefinition, aggregate: ObjectLiteral, changed: readonly ColumnMetadata[], id: unknown): unknown[] {
+  const driver = definition.metadata.connection.driver;
+  const parameters = changed.map((column) => driver.preparePersistentValue(column.getEntityValue(aggregate), column));
+  parameters.push(driver.preparePersistentValue(id, definition.primaryColumn));
+  return parameters;
+}
+
+/** The aggregate columns of a returned row, hydrated as TypeORM would load them. */
+export function returnedState(definition: AggregateDefinition, statement: FastStatement, row: Record<string, unknown>): Map<ColumnMetadata, unknown> {
+  const driver = definition.metadata.connection.driver;
+  return new Map(statement.returned.map((column, index) => [column, driver.prepareHydratedValue(row[`c${index}`], column)]));
+}
+
+/**
+ * Applies the event and updates the row, returning its stored columns. From the caller's stored
+ * state when known: one UPDATE conditional on its version. Otherwise, or when that UPDATE finds
+ * the row moved on, under the row lock: SELECT ... FOR UPDATE, apply, UPDATE.
+ */
 async function updateAggregate(
   manager: EntityManager,
   definition: AggregateDefinition,
   event: AggregateEvent,
   id: unknown,
   expectedVersion: number | undefined,
-): Promise<ObjectLiteral> {
+  caller: ObjectLiteral | undefined,
+): Promise<Map<ColumnMetadata, unknown>> {
+  const state = caller && usableStoredState(definition, caller, expectedVersion);
+  const applied = state && applyToStoredState(event, definition, state);
+  if (state && applied) {
+    const statement = rowUpdate(definition, applied.changed, true);
+    const parameters = [...rowUpdateParameters(definition, applied.aggregate, applied.changed, id), state.version];
+    const [rows] = await queryUpdate(manager, statement, parameters, definition, id);
+    if (rows.length === 1) {
+      event.version = state.version + 1;
+      return returnedState(definition, statement, rows[0]);
+    }
+    markHot(definition, id);
+  }
   let locked: ObjectLiteral | null;
   try {
     locked = await manager
@@ -179,9 +258,19 @@ async function updateAggregate(
   event.createdAt = new Date();
   const aggregate = applyEvent(event, locked, definition, id);
   event.version = current + 1;
-  definition.setVersion(aggregate, event.version);
-  await writeColumns(manager, definition, aggregate, definition.changedColumns(before, aggregate));
-  return aggregate;
+  const changed = definition.changedColumns(before, aggregate);
+  const statement = rowUpdate(definition, changed, false);
+  const [rows] = await queryUpdate(manager, statement, rowUpdateParameters(definition, aggregate, changed, id), definition, id);
+  return returnedState(definition, statement, rows[0]);
+}
+
+/** An UPDATE through the manager: TypeORM answers `[rows, count]`. */
+async function queryUpdate(manager: EntityManager, statement: FastStatement, parameters: unknown[], definition: AggregateDefinition, id: unknown): Promise<[Record<string, unknown>[], number]> {
+  try {
+    return await manager.query(statement.text, parameters);
+  } catch (error) {
+    throw asConcurrencyError(error, definition, id);
+  }
 }
 
 /**

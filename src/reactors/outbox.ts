@@ -18,7 +18,8 @@ export interface OutboxRow {
   jobKey: string;
 }
 
-const columns = `id::float8 AS id, events_table AS "eventsTable", event_id::float8 AS "eventId",
+/** An outbox row's columns as `OutboxRow` fields, for RETURNING and SELECT lists. */
+export const OUTBOX_RETURNING = `id::float8 AS id, events_table AS "eventsTable", event_id::float8 AS "eventId",
   event_position::float8 AS position, event_type AS "eventType", reactor, job_key::text AS "jobKey"`;
 
 /** The outbox of the manager's DataSource, in its schema. */
@@ -34,7 +35,7 @@ export async function insertOutboxRows(
   return manager.query(
     `INSERT INTO ${outbox(manager)} (events_table, event_id, event_position, event_type, reactor)
      SELECT $1, $2, $3, $4, reactor FROM unnest($5::text[]) AS reactor
-     RETURNING ${columns}`,
+     RETURNING ${OUTBOX_RETURNING}`,
     [event.table, event.id, event.position, event.type, reactors],
   );
 }
@@ -59,7 +60,7 @@ export async function deleteOutboxRowByJobKey(manager: EntityManager, jobKey: st
  */
 export async function claimOutboxRows(manager: EntityManager, graceMs: number, limit: number): Promise<OutboxRow[]> {
   return manager.query(
-    `SELECT ${columns} FROM ${outbox(manager)}
+    `SELECT ${OUTBOX_RETURNING} FROM ${outbox(manager)}
      WHERE enqueued_at IS NULL AND created_at < clock_timestamp() - make_interval(secs => $1::float8 / 1000)
      ORDER BY id LIMIT $2 FOR UPDATE SKIP LOCKED`,
     [graceMs, limit],
@@ -69,7 +70,7 @@ export async function claimOutboxRows(manager: EntityManager, graceMs: number, l
 /** Locks up to `limit` rows whose jobs were enqueued more than `ageMs` ago, to check they still exist. */
 export async function claimEnqueuedOutboxRows(manager: EntityManager, ageMs: number, limit: number): Promise<OutboxRow[]> {
   return manager.query(
-    `SELECT ${columns} FROM ${outbox(manager)}
+    `SELECT ${OUTBOX_RETURNING} FROM ${outbox(manager)}
      WHERE enqueued_at < clock_timestamp() - make_interval(secs => $1::float8 / 1000)
      ORDER BY enqueued_at LIMIT $2 FOR UPDATE SKIP LOCKED`,
     [ageMs, limit],

@@ -31,6 +31,7 @@ import { currentTrigger } from '../reactors/trigger-scope';
 import type { EventSourcingRegistry } from '../metadata/event-sourcing-registry';
 import type { Reactions } from '../reactors/reactions';
 import { tableSql } from '../schema/table-sql';
+import { forgetStoredState, rememberStoredState } from '../aggregates/stored-state';
 
 /**
  * The TypeORM edge of the library: turns TypeORM's entity and transaction events into calls to
@@ -88,6 +89,11 @@ export class EventSourcingSubscriber implements EntitySubscriberInterface {
   }
 
   afterInsert(event: InsertEvent<any>): Promise<void> | void {
+    if (this.registry.forAggregateMetadata(event.metadata)) {
+      // Written by TypeORM, not read back: what the row holds is not known.
+      if (event.entity) forgetStoredState(event.entity);
+      return;
+    }
     const definition = this.registry.forEventsMetadata(event.metadata);
     const entity = event.entity;
     if (!definition || !(entity instanceof AggregateEvent)) return;
@@ -109,6 +115,10 @@ export class EventSourcingSubscriber implements EntitySubscriberInterface {
     this.#refuse(event.metadata, 'update', event.entity ?? event.databaseEntity);
   }
 
+  afterUpdate(event: UpdateEvent<any>): void {
+    if (event.entity && this.registry.forAggregateMetadata(event.metadata)) forgetStoredState(event.entity);
+  }
+
   beforeRemove(event: RemoveEvent<any>): void {
     this.#refuse(event.metadata, 'remove', event.entity ?? event.databaseEntity);
   }
@@ -126,6 +136,7 @@ export class EventSourcingSubscriber implements EntitySubscriberInterface {
     }
     const aggregate = this.registry.forAggregateMetadata(metadata);
     if (aggregate) {
+      rememberStoredState(aggregate, entity);
       for (const relation of metadata.oneToManyRelations) {
         const events = relation.getEntityValue(entity);
         if (Array.isArray(events) && this.registry.forEventsMetadata(relation.inverseEntityMetadata)) {

@@ -1,0 +1,126 @@
+import type { Driver, EntityMetadata } from 'typeorm';
+import type { AggregateDefinition, ColumnMetadata } from '../aggregates/aggregate-definition';
+import { OUTBOX_RETURNING } from '../reactors/outbox';
+import { libraryObject, OUTBOX_TABLE } from '../schema/event-sourcing-schema';
+import { tableSql } from '../schema/table-sql';
+
+/** The properties of `AggregateEvent` an events table has; a class adding columns is written by TypeORM. */
+const EVENT_PROPERTIES = ['id', 'aggregateId', 'version', 'type', 'schemaVersion', 'data', 'metadata', 'createdAt', 'position', 'txId'];
+
+/**
+ * One write as a single statement: the aggregate row (an UPDATE conditional on the version, or
+ * an INSERT), the event row taking the row's id and new version from it, and one outbox row per
+ * async reactor, all in one CTE, so that PostgreSQL runs them atomically in autocommit. An
+ * UPDATE that matches no row (the version moved) inserts nothing and returns no row.
+ */
+export interface FastStatement {
+  readonly text: string;
+  /** The aggregate columns returned, in the order of their aliases `c0`, `c1`... */
+  readonly returned: readonly ColumnMetadata[];
+}
+
+/** The aggregate's columns as SQL can return them: every stored column. */
+function returnedColumns(definition: AggregateDefinition): ColumnMetadata[] {
+  return definition.metadata.columns.filter((column) => !column.isVirtual);
+}
+
+function eventsColumn(events: EntityMetadata, property: string): string {
+  const column = property === 'type' ? events.discriminatorColumn : events.findColumnWithPropertyName(property);
+  return events.connection.driver.escape(column!.databaseName);
+}
+
+/** The event row and its outbox rows, fed from the aggregate row `"a"`; parameters from `$first` on. */
+function eventAndOutbox(driver: Driver, definition: AggregateDefinition, returned: readonly ColumnMetadata[], first: number, outbox: boolean): string {
+  const events = definition.eventsMetadata;
+  const column = (property: string) => eventsColumn(events, property);
+  const id = `"c${returned.indexOf(definition.primaryColumn)}"`;
+  const version = `"c${returned.indexOf(definition.versionColumn)}"`;
+  const [type, data, metadata, createdAt, table, reactors] = [0, 1, 2, 3, 4, 5].map((offset) => `$${first + offset}`);
+  let sql = `, "e" AS (INSERT INTO ${tableSql(driver, events)} (${column('aggregateId')}, ${column('version')}, ${column('type')}, ${column('data')}, ${column('metadata')}, ${column('createdAt')})
+  SELECT "a".${id}, "a".${version}, ${type}::varchar, ${data}::jsonb, ${metadata}::jsonb, ${createdAt}::timestamptz FROM "a"
+  RETURNING ${column('id')} AS "id", ${column('position')} AS "position", ${column('txId')} AS "txId", ${column('schemaVersion')} AS "schemaVersion")`;
+  if (outbox) {
+    sql += `, "o" AS (INSERT INTO ${libraryObject(driver, OUTBOX_TABLE)} (events_table, event_id, event_position, event_type, reactor)
+  SELECT ${table}::text, "e"."id", "e"."position", ${type}::varchar, reactor FROM "e", unnest(${reactors}::text[]) AS reactor
+  RETURNING ${OUTBOX_RETURNING})`;
+  }
+  const outboxRows = outbox ? `, (SELECT coalesce(json_agg("o"), '[]'::json) FROM "o") AS "outbox"` : '';
+  return `${sql}
+SELECT "a".*, "e"."id"::text AS "event_id", "e"."position"::text AS "event_position", "e"."txId"::text AS "event_tx_id", "e"."schemaVersion" AS "event_schema_version"${outboxRows} FROM "a", "e"`;
+}
+
+function returning(driver: Driver, returned: readonly ColumnMetadata[]): string {
+  return returned.map((column, index) => `${driver.escape(column.databaseName)} AS "c${index}"`).join(', ');
+}
+
+/**
+ * The UPDATE of an aggregate row's changed columns and version (+ 1), returning every column.
+ * Parameters are the changed columns' values, then the id, then, when `conditional`, the version
+ * the row must still be at.
+ */
+export function rowUpdate(definition: AggregateDefinition, changed: readonly ColumnMetadata[], conditional: boolean): FastStatement {
+  const driver = definition.metadata.connection.driver;
+  const returned = returnedColumns(definition);
+  const assignments = changed.map((column, index) => `${driver.escape(column.databaseName)} = $${index + 1}`);
+  const version = driver.escape(definition.versionColumn.databaseName);
+  assignments.push(`${version} = ${version} + 1`);
+  const updateDate = definition.metadata.updateDateColumn;
+  if (updateDate) assignments.push(`${driver.escape(updateDate.databaseName)} = CURRENT_TIMESTAMP`);
+  const id = changed.length + 1;
+  const condition = conditional ? ` AND ${version} = $${id + 1}` : '';
+  const text = `UPDATE ${tableSql(driver, definition.metadata)} SET ${assignments.join(', ')}
+  WHERE ${driver.escape(definition.primaryColumn.databaseName)} = $${id}${condition}
+  RETURNING ${returning(driver, returned)}`;
+  return { text, returned };
+}
+
+/**
+ * The event of an existing aggregate, conditional on the version: parameters are the changed
+ * columns' values, then id and expected version, then type, data, metadata, createdAt, events
+ * table, reactor names.
+ */
+export function updateStatement(definition: AggregateDefinition, changed: readonly ColumnMetadata[], outbox: boolean): FastStatement {
+  const driver = definition.metadata.connection.driver;
+  const update = rowUpdate(definition, changed, true);
+  const text = `WITH "a" AS (${update.text})${eventAndOutbox(driver, definition, update.returned, changed.length + 3, outbox)}`;
+  return { text, returned: update.returned };
+}
+
+/**
+ * The event creating its aggregate: parameters are the given columns' values, then type, data,
+ * metadata, createdAt, events table, reactor names.
+ */
+export function insertStatement(definition: AggregateDefinition, given: readonly ColumnMetadata[], outbox: boolean): FastStatement {
+  const driver = definition.metadata.connection.driver;
+  const returned = returnedColumns(definition);
+  const names = given.map((column) => driver.escape(column.databaseName)).join(', ');
+  const values = given.map((_, index) => `$${index + 1}`).join(', ');
+  const text = `WITH "a" AS (INSERT INTO ${tableSql(driver, definition.metadata)} (${names}) VALUES (${values})
+  RETURNING ${returning(driver, returned)})${eventAndOutbox(driver, definition, returned, given.length + 1, outbox)}`;
+  return { text, returned };
+}
+
+/** Whether an event class's rows hold only the library's columns (no `@Column` of the user's own). */
+export function hasOnlyLibraryColumns(metadata: EntityMetadata): boolean {
+  return metadata.columns.every((column) => EVENT_PROPERTIES.includes(column.propertyName) || column.isDiscriminator);
+}
+
+/**
+ * Names for prepared statements, one per statement text. A name whose plan PostgreSQL refused
+ * after a migration (0A000) is retired, and the text gets a new name, prepared afresh on every
+ * connection.
+ */
+export class StatementNames {
+  readonly #names = new Map<string, string>();
+  #next = 0;
+
+  nameOf(text: string): string {
+    let name = this.#names.get(text);
+    if (!name) this.#names.set(text, (name = `typeorm_es_${(this.#next += 1)}`));
+    return name;
+  }
+
+  retire(text: string): void {
+    this.#names.delete(text);
+  }
+}
