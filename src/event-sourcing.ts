@@ -13,6 +13,7 @@ import { markAttached } from './events/attached-event-classes';
 import { assertExpectedVersion } from './events/expected-version';
 import { pendingWriteOf } from './events/pending-write';
 import { TransactionLog, type WrittenEvent } from './events/transaction-log';
+import { FastPath } from './events/fast-path';
 import { asConcurrencyError } from './events/write-path';
 import { EventSourcingRegistry } from './metadata/event-sourcing-registry';
 import { Dispatcher } from './reactors/dispatcher';
@@ -48,6 +49,20 @@ export interface EventSourcingOptions {
    * `process.emitWarning` (type `DirectWriteWarning`), which Node prints to stderr
    */
   onError?: (error: unknown) => void;
+  /**
+   * Let `es.append` and commands write event, aggregate row and outbox rows in one statement
+   * when the aggregate instance's stored state is known (loaded by TypeORM, or last written by
+   * the library); see docs/writing-events.md. `false` writes every event under the row lock.
+   * @defaultValue true
+   */
+  fastPath?: boolean;
+  /**
+   * How the one-statement write is sent: as a named prepared statement, parsed and planned once
+   * per connection, or `'unnamed'`, for connection poolers in transaction mode (PgBouncer) that
+   * cannot keep a session's prepared statements.
+   * @defaultValue 'named'
+   */
+  statements?: 'named' | 'unnamed';
 }
 
 /** Options of {@link EventSourcing.append}. */
@@ -120,6 +135,7 @@ export class EventSourcing {
   readonly #reactors: ReactorRuntime;
   readonly #onError: (error: unknown) => void;
   readonly #listeners = new Set<CommitListener>();
+  readonly #fastPath: FastPath | undefined;
   #closed = false;
 
   /** The database objects the library needs besides TypeORM's tables, for migrations. */
@@ -131,12 +147,18 @@ export class EventSourcing {
     reactors: ReactorRuntime,
     onError: (error: unknown) => void,
     onDirectWrite: (warning: DirectWriteError) => void,
+    options: EventSourcingOptions,
   ) {
     this.#dataSource = dataSource;
     this.#registry = registry;
     this.#reactors = reactors;
     this.#onError = onError;
-    this.#subscriber = new EventSourcingSubscriber(registry, new TransactionLog(), (written) => this.#committed(written), reactors.reactions, onDirectWrite);
+    const log = new TransactionLog();
+    const committed = (written: WrittenEvent[]) => this.#committed(written);
+    this.#subscriber = new EventSourcingSubscriber(registry, log, committed, reactors.reactions, onDirectWrite);
+    if (options.fastPath !== false) {
+      this.#fastPath = new FastPath(dataSource, reactors.reactions, log, this.#subscriber, committed, { statements: options.statements ?? 'named' });
+    }
     this.schema = eventSourcingSchema(dataSource, registry.definitions);
     internals.set(this, { dataSource, registry });
   }
@@ -158,6 +180,12 @@ export class EventSourcing {
     if (attached.has(dataSource)) {
       throw new EventSourcingConfigError('EventSourcing is already attached to this DataSource: close() the other instance first');
     }
+    if (options.fastPath !== undefined && typeof options.fastPath !== 'boolean') {
+      throw new EventSourcingConfigError(`the fastPath option must be true or false, not ${String(options.fastPath)}`);
+    }
+    if (options.statements !== undefined && options.statements !== 'named' && options.statements !== 'unnamed') {
+      throw new EventSourcingConfigError(`the statements option must be 'named' or 'unnamed', not ${String(options.statements)}`);
+    }
     const registry = new EventSourcingRegistry(dataSource);
     if (options.createSchema ?? Boolean(dataSource.options.synchronize)) await eventSourcingSchema(dataSource, registry.definitions).create();
     const onError =
@@ -165,7 +193,7 @@ export class EventSourcing {
     const reactors = await ReactorRuntime.create(dataSource, registry, options.dispatcher ?? new Dispatcher(), options.queue, onError);
     // A warning about the application's own code, so shown even where the DataSource logs nothing.
     const onDirectWrite = options.onError ?? ((warning: DirectWriteError) => process.emitWarning(warning.message, { type: 'DirectWriteWarning', code: warning.code }));
-    const es = new EventSourcing(dataSource, registry, reactors, onError, onDirectWrite);
+    const es = new EventSourcing(dataSource, registry, reactors, onError, onDirectWrite, options);
     dataSource.subscribers.push(es.#subscriber);
     attached.set(dataSource, es);
     markAttached(es.#eventsClasses, true);
@@ -203,6 +231,7 @@ export class EventSourcing {
     const manager = options.manager ?? this.#dataSource.manager;
     const ownTransaction = !manager.queryRunner?.isTransactionActive;
     try {
+      if (this.#fastPath && (await this.#fastPath.tryAppend(event, definition, manager))) return event;
       return await manager.save(event);
     } catch (error) {
       const pending = pendingWriteOf(event);

@@ -8,6 +8,7 @@ import { attachedTo } from '../event-sourcing';
 import { AggregateEvent } from '../events/aggregate-event';
 import { assertExpectedVersion } from '../events/expected-version';
 import { pendingWriteOf } from '../events/pending-write';
+import { copyStoredState } from '../aggregates/stored-state';
 import { getMetadataStorage, type AttributeRecord } from '../metadata/metadata-storage';
 import type { Command, CommandCallOptions, CommandEvents } from './command';
 
@@ -115,7 +116,10 @@ export async function runCommand(
           .createQueryBuilder(definition.target, 'aggregate')
           .whereInIds([definition.idOf(aggregate)])
           .getOne();
-        if (fresh) definition.copyColumns(fresh, aggregate);
+        if (fresh) {
+          definition.copyColumns(fresh, aggregate);
+          copyStoredState(fresh, aggregate);
+        }
       }
     }
   }

@@ -38,12 +38,26 @@ export class Reactions {
   /** In the event's transaction, right after its INSERT. Returns the outbox rows written. */
   async afterInsert(manager: EntityManager, definition: AggregateDefinition, event: AggregateEvent): Promise<OutboxRow[]> {
     const table = definition.eventsMetadata.tableName;
+    const reactors = this.asyncReactorNames(event);
+    const outbox = reactors.length ? await insertOutboxRows(manager, { table, id: event.id, position: event.position, type: event.type }, reactors) : [];
+    await this.runTriggers(manager, definition, event);
+    return outbox;
+  }
+
+  /** The async reactors an event's outbox rows are for. */
+  asyncReactorNames(event: AggregateEvent): string[] {
+    return this.#dispatcher.reactorsFor(event, 'async').map((binding) => binding.name);
+  }
+
+  hasTriggers(event: AggregateEvent): boolean {
+    return this.#dispatcher.reactorsFor(event, 'trigger').length > 0;
+  }
+
+  /** The event's trigger reactors, in its transaction (`manager`), after its row is written. */
+  async runTriggers(manager: EntityManager, definition: AggregateDefinition, event: AggregateEvent): Promise<void> {
+    const table = definition.eventsMetadata.tableName;
     // Read now: a connection lost while a reactor runs puts the event's fields back at once.
     const aggregateId = event.aggregateId;
-    const asyncReactors = this.#dispatcher.reactorsFor(event, 'async');
-    const outbox = asyncReactors.length
-      ? await insertOutboxRows(manager, { table, id: event.id, position: event.position, type: event.type }, asyncReactors.map((binding) => binding.name))
-      : [];
     for (const binding of this.#dispatcher.reactorsFor(event, 'trigger')) {
       try {
         await inTrigger(binding.name, () =>
@@ -59,7 +73,6 @@ export class Reactions {
         throw new ReactorError(binding.name, event.type, aggregateId, error);
       }
     }
-    return outbox;
   }
 
   /**

@@ -176,6 +176,15 @@ export class EventSourcingSubscriber implements EntitySubscriberInterface {
   }
 
   /**
+   * Runs `work` in the connection's queue, as the subscriber runs its own writes: for the
+   * trigger reactors of an event the fast path wrote, so that what they write is ordered and
+   * checked the same way.
+   */
+  runOnConnection(queryRunner: QueryRunner, work: () => Promise<void>): Promise<void> {
+    return this.#serial(queryRunner, work);
+  }
+
+  /**
    * TypeORM runs the listeners of one save([...]) concurrently, on one connection. Work is queued
    * per connection so that events of one aggregate get consecutive versions, and a failure stops
    * the work queued behind it (it would otherwise go on after TypeORM's ROLLBACK, outside the

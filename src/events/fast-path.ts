@@ -1,0 +1,275 @@
+import { QueryFailedError, type DataSource, type EntityManager, type EntityMetadata, type EntitySubscriberInterface, type ObjectLiteral, type QueryRunner } from 'typeorm';
+import type { AggregateDefinition, ColumnMetadata } from '../aggregates/aggregate-definition';
+import { assertAggregateId } from '../aggregates/aggregate-id';
+import { rememberReturnedState } from '../aggregates/stored-state';
+import { isConnectionLoss } from '../errors/connection-loss';
+import { ConnectionLostError } from '../errors/connection-lost-error';
+import { getMetadataStorage } from '../metadata/metadata-storage';
+import type { OutboxRow } from '../reactors/outbox';
+import type { Reactions } from '../reactors/reactions';
+import { currentTrigger } from '../reactors/trigger-scope';
+import type { AggregateEvent } from './aggregate-event';
+import { hasOnlyLibraryColumns, insertStatement, StatementNames, updateStatement, type FastStatement } from './fast-statement';
+import { markHot } from './hot-aggregates';
+import { pendingWriteOf } from './pending-write';
+import { eventFieldsOf, restoreEventFields, transactionDepthOf, type TransactionLog, type WrittenEvent } from './transaction-log';
+import { applyEvent, applyToStoredState, assertStorable, returnedState, rowUpdateParameters, usableStoredState } from './write-path';
+
+/** How the fast path sends its statement. */
+export interface FastPathOptions {
+  /** `'unnamed'` for connection poolers (PgBouncer in transaction mode) that cannot keep named statements. */
+  statements: 'named' | 'unnamed';
+}
+
+/** What the fast path needs of the subscriber: its identity, and its per-connection queue. */
+export interface WriteQueue extends EntitySubscriberInterface {
+  runOnConnection(queryRunner: QueryRunner, work: () => Promise<void>): Promise<void>;
+}
+
+/** The row and event fields one statement wrote. */
+interface Written {
+  stored: Map<ColumnMetadata, unknown>;
+  outbox: OutboxRow[];
+}
+
+const OWN_LISTENER = 'assertWritePathAttached';
+
+/**
+ * The one-statement write of `es.append` and commands: when the caller's aggregate instance has
+ * a known stored state (or the event creates its aggregate), `apply` runs on a copy of that state
+ * and one prepared statement updates the row if it is still at that version, inserts the event and
+ * its outbox rows. Whenever a guarantee needs more (no known state, a row that moved on, `apply`
+ * reading what the state cannot vouch for, hooks of the user's own on the tables), it answers
+ * `false` before changing anything and the locked path writes the event.
+ */
+export class FastPath {
+  readonly #names = new StatementNames();
+  readonly #libraryColumnsOnly = new WeakMap<EntityMetadata, boolean>();
+
+  constructor(
+    private readonly dataSource: DataSource,
+    private readonly reactions: Reactions,
+    private readonly log: TransactionLog,
+    private readonly queue: WriteQueue,
+    private readonly onCommitted: (written: WrittenEvent[]) => void,
+    private readonly options: FastPathOptions,
+  ) {}
+
+  /** Writes the event, or answers `false` having changed nothing, for the locked path to write it. */
+  async tryAppend(event: AggregateEvent, definition: AggregateDefinition, manager: EntityManager): Promise<boolean> {
+    // A trigger reactor's write may meet its own event's row lock: the locked path detects that.
+    if (currentTrigger() !== undefined || manager.connection !== this.dataSource) return false;
+    const pending = pendingWriteOf(event);
+    if (!pending.built || pending.state) return false;
+    const eventMetadata = this.dataSource.getMetadata(event.constructor);
+    if (!this.#hasOnlyLibraryColumns(eventMetadata) || this.#hasForeignInsertHooks(eventMetadata, OWN_LISTENER)) return false;
+    const caller = pending.aggregate as ObjectLiteral | undefined;
+    const id = caller ? definition.idOf(caller) : event.aggregateId;
+    const creates = id === undefined || id === null;
+    if (creates ? !this.#mayCreate(event, definition, caller) : !caller) return false;
+    if (!creates) assertAggregateId(definition, event.type, id);
+
+    const state = caller && !creates ? usableStoredState(definition, caller, pending.expectedVersion) : undefined;
+    if (!creates && !state) return false;
+    const eventBefore = eventFieldsOf(event);
+    pending.state = 'in flight';
+    pending.awaitingCommit = false;
+    try {
+      assertStorable(event);
+      let statement: FastStatement;
+      let parameters: unknown[];
+      if (state) {
+        const applied = applyToStoredState(event, definition, state);
+        if (!applied) return this.#giveUp(event, eventBefore);
+        statement = updateStatement(definition, applied.changed, this.reactions.asyncReactorNames(event).length > 0);
+        parameters = [...rowUpdateParameters(definition, applied.aggregate, applied.changed, id), state.version];
+      } else {
+        const fresh = await definition.fresh(this.dataSource.manager);
+        event.createdAt = new Date();
+        const aggregate = applyEvent(event, fresh, definition, undefined);
+        definition.setVersion(aggregate, 1);
+        const given = this.#givenColumns(definition, aggregate);
+        statement = insertStatement(definition, given, this.reactions.asyncReactorNames(event).length > 0);
+        const driver = this.dataSource.driver;
+        parameters = given.map((column) => driver.preparePersistentValue(column.getEntityValue(aggregate), column));
+      }
+      parameters.push(...this.#eventParameters(event, eventMetadata, definition));
+      const written = await this.#write(event, definition, caller, id, statement, parameters, manager, eventBefore);
+      if (!written) {
+        markHot(definition, id);
+        return this.#giveUp(event, eventBefore);
+      }
+      return true;
+    } catch (error) {
+      restoreEventFields(event, eventBefore);
+      pending.state = undefined;
+      throw error;
+    }
+  }
+
+  /** Event classes adding columns of their own are written by TypeORM's INSERT. */
+  #hasOnlyLibraryColumns(metadata: EntityMetadata): boolean {
+    let only = this.#libraryColumnsOnly.get(metadata);
+    if (only === undefined) this.#libraryColumnsOnly.set(metadata, (only = hasOnlyLibraryColumns(metadata)));
+    return only;
+  }
+
+  #giveUp(event: AggregateEvent, eventBefore: ReturnType<typeof eventFieldsOf>): false {
+    restoreEventFields(event, eventBefore);
+    pendingWriteOf(event).state = undefined;
+    return false;
+  }
+
+  /**
+   * Runs the statement: in the caller's transaction, in one of its own when trigger reactors run
+   * with it, or alone in autocommit. Answers undefined when the row was not at the version.
+   */
+  async #write(
+    event: AggregateEvent,
+    definition: AggregateDefinition,
+    caller: ObjectLiteral | undefined,
+    id: unknown,
+    statement: FastStatement,
+    parameters: unknown[],
+    manager: EntityManager,
+    eventBefore: ReturnType<typeof eventFieldsOf>,
+  ): Promise<Written | undefined> {
+    const given = manager.queryRunner;
+    const queryRunner = given ?? this.dataSource.createQueryRunner();
+    const inTransaction = queryRunner.isTransactionActive;
+    const triggers = this.reactions.hasTriggers(event);
+    try {
+      if (!inTransaction && !triggers) {
+        const row = await this.#query(queryRunner, statement, parameters, true, definition, id);
+        if (!row) return undefined;
+        const written = this.#take(event, definition, statement, row);
+        if (caller) rememberReturnedState(definition, caller, written.stored);
+        pendingWriteOf(event).state = 'written';
+        this.onCommitted([{ event, definition, depth: 1, eventBefore, outbox: written.outbox }]);
+        return written;
+      }
+      if (!inTransaction) await queryRunner.startTransaction();
+      try {
+        const row = await this.#query(queryRunner, statement, parameters, false, definition, id);
+        if (!row) {
+          if (!inTransaction) await queryRunner.commitTransaction();
+          return undefined;
+        }
+        const written = this.#take(event, definition, statement, row);
+        const depth = transactionDepthOf(queryRunner);
+        const callerBefore = caller && this.log.needsSnapshot(queryRunner, caller, depth) ? definition.snapshot(caller) : undefined;
+        if (caller) rememberReturnedState(definition, caller, written.stored);
+        this.log.record(
+          queryRunner,
+          { event, definition, depth, eventBefore, outbox: written.outbox.length > 0 ? written.outbox : undefined },
+          caller && callerBefore ? { instance: caller, columns: callerBefore } : undefined,
+        );
+        if (triggers) await this.queue.runOnConnection(queryRunner, () => this.reactions.runTriggers(queryRunner.manager, definition, event));
+        pendingWriteOf(event).awaitingCommit = true;
+        if (!inTransaction) await queryRunner.commitTransaction();
+        return written;
+      } catch (error) {
+        if (!inTransaction && queryRunner.isTransactionActive) await queryRunner.rollbackTransaction().catch(() => undefined);
+        throw error;
+      }
+    } finally {
+      if (!given) await queryRunner.release();
+    }
+  }
+
+  /** Sends the statement, logged like TypeORM's own queries; once more if a migration made it stale. */
+  async #query(
+    queryRunner: QueryRunner,
+    statement: FastStatement,
+    parameters: unknown[],
+    autocommit: boolean,
+    definition: AggregateDefinition,
+    aggregateId: unknown,
+  ): Promise<Record<string, unknown> | undefined> {
+    const logger = this.dataSource.logger;
+    const client = (await queryRunner.connect()) as { query(config: object): Promise<{ rows: Record<string, unknown>[] }> };
+    for (let attempt = 1; ; attempt += 1) {
+      const named = this.options.statements === 'named';
+      logger.logQuery(statement.text, parameters, queryRunner);
+      try {
+        const config = named ? { name: this.#names.nameOf(statement.text), text: statement.text, values: parameters } : { text: statement.text, values: parameters };
+        const result = await client.query(config);
+        return result.rows[0];
+      } catch (error) {
+        logger.logQueryError(error as Error, statement.text, parameters, queryRunner);
+        const code = (error as { code?: string }).code;
+        if (code === '0A000' && named) {
+          // "cached plan must not change result type": a migration changed the table under
+          // this connection's prepared statement. A new name is prepared afresh everywhere.
+          this.#names.retire(statement.text);
+          if (autocommit && attempt === 1) continue;
+        }
+        if (autocommit && isConnectionLoss(error)) {
+          // The statement is its own transaction: it may have committed just before the loss.
+          throw new ConnectionLostError(definition.name, aggregateId, error, true);
+        }
+        throw new QueryFailedError(statement.text, parameters, error as Error);
+      }
+    }
+  }
+
+  /** Fills in the event from the returned row; the aggregate's stored columns and outbox rows. */
+  #take(event: AggregateEvent, definition: AggregateDefinition, statement: FastStatement, row: Record<string, unknown>): Written {
+    const stored = returnedState(definition, statement, row);
+    event.aggregateId = stored.get(definition.primaryColumn);
+    event.version = Number(stored.get(definition.versionColumn));
+    event.id = Number(row.event_id);
+    event.position = Number(row.event_position);
+    event.txId = Number(row.event_tx_id);
+    event.schemaVersion = row.event_schema_version as number;
+    return { stored, outbox: (row.outbox as OutboxRow[] | undefined) ?? [] };
+  }
+
+  #eventParameters(event: AggregateEvent, metadata: EntityMetadata, definition: AggregateDefinition): unknown[] {
+    const driver = this.dataSource.driver;
+    const column = (property: string) => metadata.findColumnWithPropertyName(property)!;
+    const parameters = [
+      metadata.discriminatorValue,
+      driver.preparePersistentValue(event.data, column('data')),
+      driver.preparePersistentValue(event.metadata, column('metadata')),
+      event.createdAt,
+    ];
+    const reactors = this.reactions.asyncReactorNames(event);
+    if (reactors.length > 0) parameters.push(definition.eventsMetadata.tableName, reactors);
+    return parameters;
+  }
+
+  /**
+   * An event creating its aggregate, as `manager.insert` would write the row: every column with
+   * a value (the sourced ones, the version, whatever the entity's constructor set), the others
+   * left to their database defaults.
+   */
+  #givenColumns(definition: AggregateDefinition, aggregate: ObjectLiteral): ColumnMetadata[] {
+    return definition.metadata.columns.filter(
+      (column) => !column.isVirtual && !column.generatedType && !(column.isGenerated && column.getEntityValue(aggregate) === undefined) && column.getEntityValue(aggregate) !== undefined,
+    );
+  }
+
+  #mayCreate(event: AggregateEvent, definition: AggregateDefinition, caller: ObjectLiteral | undefined): boolean {
+    const pending = pendingWriteOf(event);
+    return (
+      caller === undefined &&
+      (pending.expectedVersion === undefined || pending.expectedVersion === 0) &&
+      Boolean(getMetadataStorage().eventTypeOf(event.constructor)?.creates) &&
+      // A relation set by apply is written by TypeORM's insert, not by this statement.
+      !definition.metadata.relations.some((relation) => relation.isOwning) &&
+      !this.#hasForeignInsertHooks(definition.metadata)
+    );
+  }
+
+  /** Listeners or subscribers of the application's own that TypeORM would run on an insert into this entity. */
+  #hasForeignInsertHooks(metadata: EntityMetadata, ownListener?: string): boolean {
+    if (metadata.listeners.some((listener) => (listener.type === 'before-insert' || listener.type === 'after-insert') && listener.propertyName !== ownListener)) return true;
+    const target = metadata.target as Function;
+    return this.dataSource.subscribers.some((subscriber) => {
+      if (subscriber === this.queue || (!subscriber.beforeInsert && !subscriber.afterInsert)) return false;
+      const listened = subscriber.listenTo?.();
+      return !listened || listened === Object || listened === target || (typeof listened === 'function' && listened.isPrototypeOf(target));
+    });
+  }
+}
