@@ -16,6 +16,9 @@ import type { ReactorJobData, ReactorQueue } from './reactor-queue';
 import { inTrigger } from './trigger-scope';
 import { withTimeout } from './with-timeout';
 
+/** Rows handed to the queue in one go at most: one addBulk, one DELETE. */
+const MAX_DELIVERY = 500;
+
 /**
  * What happens around an event once its row exists: outbox rows for its async reactors and its
  * trigger reactors inside the transaction; after the outermost commit, the hand-over of the
@@ -26,6 +29,9 @@ export class Reactions {
   readonly #queue: ReactorQueue | undefined;
   readonly #onError: (error: unknown) => void;
   readonly #deliveries = new Set<Promise<void>>();
+  /** Committed rows not handed over yet, and the hand-over under way. */
+  readonly #waiting: OutboxRow[] = [];
+  #delivering: Promise<void> | undefined;
   readonly #keepOutboxUntil: 'enqueued' | 'completed';
 
   constructor(dispatcher: Dispatcher, queue: ReactorQueue | undefined, onError: (error: unknown) => void, keepOutboxUntil: 'enqueued' | 'completed' = 'enqueued') {
@@ -77,26 +83,41 @@ export class Reactions {
 
   /**
    * After the outermost COMMIT: hands the rows to the queue and deletes them, without making the
-   * caller wait. A failure leaves the rows for the relay.
+   * caller wait. Rows committed while a hand-over is under way go together in the next one (one
+   * `addBulk` and one DELETE for all of them), so a busy writer pays for fewer round trips than it
+   * writes events. A failure leaves the rows for the relay.
    */
   deliver(dataSource: DataSource, rows: OutboxRow[]): void {
     if (!this.#queue || rows.length === 0) return;
-    const queue = this.#queue;
-    const delivery = (async () => {
+    this.#waiting.push(...rows);
+    if (this.#delivering) return;
+    const delivery = this.#deliverWaiting(dataSource, this.#queue);
+    this.#delivering = delivery;
+    this.#deliveries.add(delivery);
+    void delivery.finally(() => {
+      this.#deliveries.delete(delivery);
+      this.#delivering = undefined;
+    });
+  }
+
+  async #deliverWaiting(dataSource: DataSource, queue: ReactorQueue): Promise<void> {
+    while (this.#waiting.length > 0) {
+      const rows = this.#waiting.splice(0, MAX_DELIVERY);
       try {
         await withTimeout(queue.add(rows), 5000, 'handing reactor jobs to the queue');
         await settleOutboxRows(dataSource.manager, rows, this.#keepOutboxUntil);
       } catch (error) {
         this.#onError(error);
+        // The queue is not taking jobs: everything waiting stays in the outbox for the relay,
+        // rather than piling up here behind one timeout after another.
+        this.#waiting.length = 0;
       }
-    })();
-    this.#deliveries.add(delivery);
-    void delivery.finally(() => this.#deliveries.delete(delivery));
+    }
   }
 
-  /** Hand-overs still in progress. */
+  /** Hand-overs still in progress, and rows waiting for one. */
   get deliveriesInProgress(): number {
-    return this.#deliveries.size;
+    return this.#deliveries.size + this.#waiting.length;
   }
 
   /** Waits for hand-overs in progress, at most `ms` milliseconds. */
