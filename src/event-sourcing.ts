@@ -52,7 +52,7 @@ export interface EventSourcingOptions {
   /**
    * Let `es.append` and commands write event, aggregate row and outbox rows in one statement
    * when the aggregate instance's stored state is known (loaded by TypeORM, or last written by
-   * the library); see docs/writing-events.md. `false` writes every event under the row lock.
+   * the library); see docs/concepts.md, "The fast path". `false` writes every event under the row lock.
    * @defaultValue true
    */
   fastPath?: boolean;
