@@ -103,7 +103,8 @@ export async function runCommand(
       if (!Array.isArray(built)) return await es.append(built as AggregateEvent, { manager });
       const saved = await manager.transaction(async (transaction) => {
         const written: AggregateEvent[] = [];
-        for (const event of events) written.push(await transaction.save(event as AggregateEvent));
+        // One statement per event on the fast path, all in this transaction.
+        for (const event of events) written.push(await es.append(event as AggregateEvent, { manager: transaction }));
         return written;
       });
       return saved;
