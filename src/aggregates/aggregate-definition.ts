@@ -13,6 +13,18 @@ function isRelationOnlyJoinColumn(column: ColumnMetadata): boolean {
   return column.relationMetadata !== undefined && column.propertyName === column.relationMetadata.propertyName;
 }
 
+/**
+ * A decimal string without the zeros that do not change its value (`'010.50'` -> `'10.5'`),
+ * compared as text so that digits beyond a double's precision still count.
+ */
+function canonicalDecimal(value: string): string {
+  const match = /^([+-]?)0*(\d*?)(?:\.(\d*?)0*)?$/.exec(value.trim());
+  if (!match) return value;
+  const [, sign, whole, fraction] = match;
+  const digits = `${whole || '0'}${fraction ? `.${fraction}` : ''}`;
+  return digits === '0' ? '0' : `${sign === '-' ? '-' : ''}${digits}`;
+}
+
 /** The entity property a column lives under (the embedded object's, for embedded columns). */
 function topLevelProperty(column: ColumnMetadata): string {
   return column.propertyPath.split('.')[0];
@@ -107,11 +119,12 @@ export class AggregateDefinition {
 
   /**
    * Whether two values of a column are the same as stored: `'10.50'` read from a numeric column
-   * equals `10.5` set by `apply`; otherwise as {@link sameValue}.
+   * equals `10.5` set by `apply` and `'10.5'` from a default; otherwise as {@link sameValue}.
    */
   sameColumnValue(column: ColumnMetadata, a: unknown, b: unknown): boolean {
-    if (this.#numericColumns.has(column) && typeof a !== typeof b && a !== null && a !== undefined && b !== null && b !== undefined) {
-      return Number(a) === Number(b);
+    if (this.#numericColumns.has(column) && a !== null && a !== undefined && b !== null && b !== undefined) {
+      if (typeof a === 'string' && typeof b === 'string') return canonicalDecimal(a) === canonicalDecimal(b);
+      if (typeof a !== typeof b) return Number(a) === Number(b);
     }
     return sameValue(a, b);
   }

@@ -561,6 +561,33 @@ test('a CRUD table moves onto events with the installed package: baseline, verif
   });
 }, 120_000);
 
+test('the fast path from the installed package: one statement, stale and edited instances, 16 writers, a migration', async () => {
+  writeFileSync(path.join(app, 'fast-path-app.ts'), readFileSync(path.join(fixtures, 'fast-path-app.ts')));
+  writeFileSync(path.join(app, 'tsconfig.fast.json'), JSON.stringify({ extends: './tsconfig.json', include: ['fast-path-app.ts'] }));
+  const compiled = spawnSync(process.execPath, [tsc, '-p', path.join(app, 'tsconfig.fast.json')], { encoding: 'utf8' });
+  expect(compiled.stdout + compiled.stderr).toBe('');
+  const run = spawnSync(process.execPath, [path.join(app, 'out', 'fast-path-app.js')], {
+    encoding: 'utf8',
+    env: { ...process.env, DATABASE_URL: await freshDatabase('pack_fast_path') },
+  });
+  expect(run.stderr).toBe('');
+  const drop = "'; DROP TABLE account; --";
+  expect(JSON.parse(run.stdout)).toEqual({
+    create: ['WITH "a"'],
+    append: ['WITH "a"'],
+    instance: { balance: '10.50', version: 2, tags: { [drop]: drop } },
+    edit: { instance: `O'Brien "</script>" 🦀`, row: `O'Brien "</script>" 🦀` },
+    stale: 'Account 2: expected version 3, but it is at version 4',
+    writers: { written: 16, contiguous: true, events: 20 },
+    noted: ['START TRANSACTION', 'SELECT "aggregate"."id"', 'UPDATE "account"', 'INSERT INTO', 'COMMIT'],
+    owner: `O'Brien "</script>" 🦀 (vip)`,
+    // The prepared statement's plan went stale (0A000) and was prepared again under a new name.
+    migrated: { version: 23, errors: ['0A000'] },
+    // What an apply reading a column events do not decide cannot give back: replay sees no note.
+    verified: [{ id: 2, column: 'owner', reason: 'drift', stored: `O'Brien "</script>" 🦀 (vip)`, replayed: `O'Brien "</script>" 🦀 (no note)` }],
+  });
+}, 120_000);
+
 test('the exports map exposes the entry point and package.json, not internal files', () => {
   const probe = (specifier: string) =>
     spawnSync(process.execPath, ['-e', `require(${JSON.stringify(specifier)})`], { cwd: app, encoding: 'utf8' });
