@@ -201,8 +201,10 @@ export class EventSourcing {
   }
 
   /**
-   * Writes an event and its aggregate in one transaction (or in `options.manager`'s) and returns
-   * the saved event. The same as `manager.save(event)`, plus an expected version.
+   * Writes an event and its aggregate together and returns the saved event: in one statement
+   * when the aggregate instance's stored state is known (the fast path, see
+   * {@link EventSourcingOptions.fastPath}), otherwise in one transaction under the row lock, as
+   * `manager.save(event)` does. With `options.manager`, in that manager's transaction.
    *
    * @throws ConcurrencyError when the aggregate is not at `expectedVersion`, or on a serialization failure or deadlock.
    * @throws EventApplyError when `apply` throws; nothing is written.

@@ -123,15 +123,17 @@ export abstract class AggregateEvent<A extends object = any, K extends string = 
   }
 
   /**
-   * The calculator: changes the aggregate to reflect this event. Called with the locked row when
-   * the event is written, and with a fresh entity during every replay, so it must depend only on
-   * the aggregate, the event's data and `createdAt`.
+   * The calculator: changes the aggregate to reflect this event. Called when the event is
+   * written, with an entity holding the row as stored (a copy of what was loaded or last written,
+   * or the row locked for the write; never the caller's instance), and with a fresh entity during
+   * every replay, so it must depend only on the aggregate's sourced columns, the event's data and
+   * `createdAt`.
    */
   abstract apply(aggregate: A): A | void;
 
   /**
-   * Builds an unsaved event. Save it with `manager.save(event)` or `es.append(event)`: the
-   * aggregate is locked, `apply` runs, and event and aggregate are written in one transaction.
+   * Builds an unsaved event. Save it with `es.append(event)` or `manager.save(event)`: `apply`
+   * runs, and event and aggregate are written together, in one statement or one transaction.
    *
    * @example
    * ```ts

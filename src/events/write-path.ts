@@ -91,9 +91,10 @@ function assertWritable(definition: AggregateDefinition, event: AggregateEvent, 
 }
 
 /**
- * The write path, run inside the event's INSERT transaction (before the INSERT): lock the
- * aggregate row, check the expected version, apply the event to the locked state, write the
- * aggregate, and fill in the event's aggregate id, version and createdAt. The caller's aggregate
+ * The locked write path, run inside the event's INSERT transaction (before the INSERT): apply
+ * the event to the caller's stored state and update the row if it is still at that version, or
+ * else lock the row, check the expected version and apply the event to the locked state; then
+ * fill in the event's aggregate id, version and createdAt. The caller's aggregate
  * instance receives the new state; the log puts instance and event back if the transaction does
  * not commit. When this throws, neither was touched.
  */
