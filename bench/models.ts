@@ -41,6 +41,16 @@ export class BenchItemRelabeledNotified extends BenchItemEvent {
   }
 }
 
+/** Written only by the reactors case, whose probe reactor (below) is registered for it. */
+@EventType('BenchItem.Pinged')
+export class BenchItemPinged extends BenchItemEvent {
+  @Data() label!: string;
+  apply(item: BenchItem) {
+    item.label = this.label;
+    return item;
+  }
+}
+
 /** The baseline: a plain TypeORM entity of the same shape, version kept by hand like the aggregate's. */
 @Entity()
 export class PlainItem {
@@ -119,10 +129,19 @@ export class LedgerCredited extends LedgerEvent {
 }
 
 export const benchEntities = [
-  BenchItem, BenchItemEvent, BenchItemOpened, BenchItemRelabeled, BenchItemRelabeledNotified, PlainItem,
+  BenchItem, BenchItemEvent, BenchItemOpened, BenchItemRelabeled, BenchItemRelabeledNotified, BenchItemPinged, PlainItem,
   GuardedItem, GuardedItemEvent, GuardedItemOpened, GuardedItemRelabeled,
   Ledger, LedgerEvent, LedgerOpened, LedgerCredited,
 ];
 
-/** One async reactor that does nothing: what is measured is its outbox INSERT in the write. */
-export const benchDispatcher = new Dispatcher().on(BenchItemRelabeledNotified, { async: async () => undefined, name: 'bench-noop' });
+/** Set by the reactors case while it runs, to note when each call of the probe reactor starts. */
+export const reactorProbe: { called?: (event: BenchItemPinged) => void } = {};
+
+/**
+ * Two async reactors that do nothing: for the update cases, what is measured is the outbox INSERT
+ * in the write; for the reactors case, the way from commit to the reactor (the probe only reads
+ * the clock, so the call's start is also its end).
+ */
+export const benchDispatcher = new Dispatcher()
+  .on(BenchItemRelabeledNotified, { async: async () => undefined, name: 'bench-noop' })
+  .on(BenchItemPinged, { async: async (event) => reactorProbe.called?.(event), name: 'bench-probe' });
