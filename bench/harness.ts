@@ -7,6 +7,8 @@
 
 /** One thing to time: `op(i)` is called with a counter private to the contender. */
 export interface Contender {
+  /** The result's key in the JSON output (see CaseResult.key). */
+  key?: string;
   name: string;
   op: (i: number) => Promise<unknown>;
   /** Units one op stands for (events written, rows replayed); rates and ratios are per unit. */
@@ -35,7 +37,8 @@ export interface CaseResult {
   group: string;
   name: string;
   baseline: string;
-  metric: 'time' | 'throughput';
+  /** 'latency': no baseline to divide by, so median/min/max are NaN (null in the JSON) and the figures are in `extra`. */
+  metric: 'time' | 'throughput' | 'latency';
   ops: number;
   units: number;
   median: number;
@@ -116,6 +119,7 @@ export async function runGroup(group: string, baseline: Contender, cases: Conten
   }
   const rate = (index: number) => (totals[index].ops * (contenders[index].units ?? 1)) / (totals[index].ns / 1e9);
   return cases.map((contender, c) => ({
+    ...(contender.key ? { key: contender.key } : {}),
     group,
     name: contender.name,
     baseline: baseline.name,
@@ -136,30 +140,4 @@ export async function runGroup(group: string, baseline: Contender, cases: Conten
 /** Round-robin target: op i of a contender writes to target i mod n. */
 export function roundRobin<T>(targets: readonly T[]): (i: number) => T {
   return (i) => targets[i % targets.length];
-}
-
-function ratioText(result: CaseResult, value: number): string {
-  return result.metric === 'time' ? `x${value.toFixed(2)}` : `x${value.toFixed(2)}/s`;
-}
-
-/** The readable table: one row per case, ratios against the baseline named in the group header. */
-export function printTable(results: readonly CaseResult[]): void {
-  const header = ['case', 'ops', 'median', 'min', 'max', 'units/s', 'baseline/s'];
-  const rows = results.map((r) => [
-    `${r.group}: ${r.name}`,
-    String(r.ops),
-    ratioText(r, r.median),
-    ratioText(r, r.min),
-    ratioText(r, r.max),
-    r.rate.toFixed(0),
-    r.baselineRate > 0 ? r.baselineRate.toFixed(0) : '-',
-  ]);
-  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((row) => row[i].length)));
-  const line = (cells: string[]) => cells.map((cell, i) => (i === 0 ? cell.padEnd(widths[i]) : cell.padStart(widths[i]))).join('  ');
-  console.log(line(header));
-  console.log(widths.map((w) => '-'.repeat(w)).join('  '));
-  for (const row of rows) console.log(line(row));
-  const notes = results.filter((r) => r.notes);
-  if (notes.length) console.log('');
-  for (const r of notes) console.log(`${r.group}: ${r.name}: ${r.notes}`);
 }

@@ -8,7 +8,7 @@ export async function createCases(ctx: BenchContext): Promise<CaseResult[]> {
   return runGroup(
     'create',
     { name: 'TypeORM insert (plain entity)', op: (i) => manager.insert(PlainItem, { label: `new-${i}`, version: 1 }) },
-    [{ name: 'event creating its aggregate', op: (i) => manager.save(BenchItemOpened.build({ label: `new-${i}` })) }],
+    [{ key: 'create.event', name: 'event creating its aggregate', op: (i) => manager.save(BenchItemOpened.build({ label: `new-${i}` })) }],
     ctx.config.writes,
   );
 }

@@ -21,7 +21,7 @@ export async function directWritesCases(ctx: BenchContext): Promise<CaseResult[]
     return await runGroup(
       'directWrites',
       { name: "event write, 'reject' trigger off", op: write('off'), beforeSlice: () => trigger(false) },
-      [{ name: "event write, 'reject' trigger on", op: write('on'), beforeSlice: () => trigger(true) }],
+      [{ key: 'directWrites.rejectTrigger', name: "event write, 'reject' trigger on", op: write('on'), beforeSlice: () => trigger(true) }],
       ctx.config.writes,
     );
   } finally {

@@ -36,15 +36,16 @@ export async function updateCases(ctx: BenchContext): Promise<CaseResult[]> {
   };
 
   const cases: Contender[] = [
-    { name: 'es.append(event, { expectedVersion })', op: (i) => es.append(BenchItemRelabeled.build({ benchItem: append(i), label: `a-${i}` }), { expectedVersion: append(i).version }) },
-    { name: 'Command.call', op: (i) => RelabelItem.call({ benchItem: command(i), label: `c-${i}` }) },
-    { name: 'manager.save(event)', op: (i) => manager.save(BenchItemRelabeled.build({ benchItem: save(i), label: `s-${i}` })) },
+    { key: 'update.append', name: 'es.append(event, { expectedVersion })', op: (i) => es.append(BenchItemRelabeled.build({ benchItem: append(i), label: `a-${i}` }), { expectedVersion: append(i).version }) },
+    { key: 'update.command', name: 'Command.call', op: (i) => RelabelItem.call({ benchItem: command(i), label: `c-${i}` }) },
+    { key: 'update.save', name: 'manager.save(event)', op: (i) => manager.save(BenchItemRelabeled.build({ benchItem: save(i), label: `s-${i}` })) },
     {
+      key: 'update.appendAsync',
       name: 'es.append + async reactor',
       op: (i) => es.append(BenchItemRelabeledNotified.build({ benchItem: appendR(i), label: `a-${i}` }), { expectedVersion: appendR(i).version }),
     },
-    { name: 'Command.call + async reactor', op: (i) => RelabelItemNotified.call({ benchItem: commandR(i), label: `c-${i}` }) },
-    { name: 'manager.save(event) + async reactor', op: (i) => manager.save(BenchItemRelabeledNotified.build({ benchItem: saveR(i), label: `s-${i}` })) },
+    { key: 'update.commandAsync', name: 'Command.call + async reactor', op: (i) => RelabelItemNotified.call({ benchItem: commandR(i), label: `c-${i}` }) },
+    { key: 'update.saveAsync', name: 'manager.save(event) + async reactor', op: (i) => manager.save(BenchItemRelabeledNotified.build({ benchItem: saveR(i), label: `s-${i}` })) },
     { name: 'raw pg BEGIN/UPDATE/INSERT/COMMIT (reference)', op: rawWrite },
   ];
   try {
