@@ -6,6 +6,8 @@ export interface RunInfo {
   quick: boolean;
   /** Set when `--only` ran some groups alone. */
   only?: string[];
+  /** Groups that threw: their cases are missing. */
+  failed?: string[];
   seconds: number;
   node: string;
   postgres: string;

@@ -25,6 +25,7 @@ async function main(): Promise<void> {
   const config = parseArgs(process.argv.slice(2), path.resolve(__dirname, '..', '..'));
   const ctx = await setUp(config);
   const results: CaseResult[] = [];
+  const failed: string[] = [];
   let versions: { postgres: string; redis: string };
   try {
     versions = await serverVersions(ctx);
@@ -39,8 +40,14 @@ async function main(): Promise<void> {
     ] as const) {
       if (config.only && !config.only.includes(label)) continue;
       const groupStart = Date.now();
-      results.push(...(await cases(ctx)));
-      console.error(`bench: ${label} done in ${((Date.now() - groupStart) / 1000).toFixed(1)} s`);
+      // One group failing (a lost job, a timeout) must not cost the figures of the others.
+      try {
+        results.push(...(await cases(ctx)));
+        console.error(`bench: ${label} done in ${((Date.now() - groupStart) / 1000).toFixed(1)} s`);
+      } catch (error) {
+        failed.push(label);
+        console.error(`bench: ${label} FAILED after ${((Date.now() - groupStart) / 1000).toFixed(1)} s:`, error);
+      }
     }
   } finally {
     await ctx.close();
@@ -56,6 +63,7 @@ async function main(): Promise<void> {
     date: new Date(started).toISOString(),
     quick: config.quick,
     ...(config.only ? { only: config.only } : {}),
+    ...(failed.length ? { failed } : {}),
     seconds,
     node: process.version,
     ...versions,
@@ -66,6 +74,10 @@ async function main(): Promise<void> {
   mkdirSync(path.dirname(path.resolve(config.out)), { recursive: true });
   writeFileSync(config.out, JSON.stringify(report, null, 2) + '\n');
   console.log(`\n${results.length} results in ${seconds.toFixed(0)} s, written to ${config.out}`);
+  if (failed.length) {
+    console.log(`groups that failed (see above): ${failed.join(', ')}`);
+    process.exitCode = 1;
+  }
 }
 
 main().catch((error) => {
