@@ -1,5 +1,5 @@
 import 'reflect-metadata';
-import { AfterInsert, Column, CreateDateColumn, Entity, type EntitySubscriberInterface, type InsertEvent, PrimaryGeneratedColumn, UpdateDateColumn } from 'typeorm';
+import { AfterInsert, Column, CreateDateColumn, Entity, EventSubscriber, type EntitySubscriberInterface, type InsertEvent, PrimaryGeneratedColumn, UpdateDateColumn } from 'typeorm';
 import { Aggregate, AggregateEvent, AggregateVersion, Data, EventsOf, EventType } from 'typeorm-event-sourcing';
 
 /**
@@ -148,6 +148,7 @@ export class FpNoteEdited extends FpNoteEvent {
 }
 
 /** A subscriber of the application's own, on FpNote's events only: give it in `subscribers`. */
+@EventSubscriber()
 export class FpNoteEventSubscriber implements EntitySubscriberInterface<FpNoteEvent> {
   listenTo() {
     return FpNoteEvent;
