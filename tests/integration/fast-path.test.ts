@@ -53,6 +53,7 @@ beforeEach(() => {
 /** A subscription created by the library, loaded fresh by TypeORM. */
 async function created(userId = 1): Promise<Subscription> {
   const event = await es.append(SubscriptionCreated.build({ userId }));
+  committed.length = 0; // only what the test itself writes
   return loadSubscription(dataSource, event.aggregateId);
 }
 
@@ -259,4 +260,50 @@ test("a fast append inside the caller's transaction that rolls back: instance an
   expect(event.version).toBe(2);
   expect(subscription).toMatchObject({ version: 2, notes: ['undone'] });
   expect(await es.verify(Subscription, { id: subscription.id })).toEqual([]);
+});
+
+test('an unsaved instance given to a creating event is known once written: its next write is one statement', async () => {
+  const subscription = new Subscription();
+  await es.append(SubscriptionCreated.build({ subscription, userId: 23 }));
+  expect(subscription).toMatchObject({ version: 1, userId: 23, status: 'pending' });
+
+  const { statements } = await log.during(() => es.append(SubscriptionNoteAdded.build({ subscription, note: 'next' })));
+
+  expectOneStatementWrite(statements, tables, { only: true });
+  expect(subscription).toMatchObject({ version: 2, notes: ['next'] });
+  expect(subscription.insertedAt).toBeInstanceOf(Date);
+  expect(await es.verify(Subscription, { id: subscription.id })).toEqual([]);
+});
+
+describe('manager.save(event)', () => {
+  test("on a loaded instance: TypeORM's transaction, one conditional UPDATE ... RETURNING instead of SELECT FOR UPDATE + UPDATE", async () => {
+    const subscription = await created(24);
+
+    const { value: event, statements } = await log.during(() => dataSource.manager.save(SubscriptionNoteAdded.build({ subscription, note: 'saved' })));
+
+    const shape = writeShape(statements, tables);
+    withListing(shape, () => {
+      expect([shape.transactions.length, shape.commits.length, shape.lockedReads.length, shape.eventInserts.length]).toEqual([1, 1, 0, 1]);
+      expect(shape.aggregateStatements).toHaveLength(1);
+      expect(shape.aggregateStatements[0].sql).toMatch(/^\s*UPDATE\b[^]*\bWHERE\b[^]*\bversion\b[^]*\bRETURNING\b/i);
+    });
+    expect(event.version).toBe(2);
+    expect(subscription).toMatchObject({ version: 2, notes: ['saved'] });
+    expect(committed).toEqual([[event]]);
+    expect(await es.verify(Subscription, { id: subscription.id })).toEqual([]);
+  });
+
+  test('on a stale instance: the UPDATE misses, the row lock is taken in the same transaction, and the event is applied to the row', async () => {
+    const first = await created(25);
+    const stale = await loadSubscription(dataSource, first.id);
+    await dataSource.manager.save(SubscriptionNoteAdded.build({ subscription: first, note: 'first' }));
+
+    const { value: event, statements } = await log.during(() => dataSource.manager.save(SubscriptionNoteAdded.build({ subscription: stale, note: 'stale' })));
+
+    const shape = expectLockedWrite(statements, tables);
+    withListing(shape, () => expect(shape.transactions).toHaveLength(1));
+    expect(event.version).toBe(3);
+    expect(stale).toMatchObject({ version: 3, notes: ['first', 'stale'] });
+    expect(await es.verify(Subscription, { id: first.id })).toEqual([]);
+  });
 });
