@@ -83,6 +83,45 @@ export class FpTicketAudit {
   @Column({ type: 'bigint' }) tx!: string;
 }
 
+// --- values TypeORM converts: a uuid key, a transformer, simple-json, an enum ---------------------
+
+/** numeric read back as a number. */
+const asNumber = { to: (value: number | null) => value, from: (value: string | null) => (value === null ? null : Number(value)) };
+
+@Aggregate()
+@Entity('fp_meter')
+export class FpMeter {
+  @PrimaryGeneratedColumn('uuid') id!: string;
+  @Column({ type: 'numeric', precision: 12, scale: 3, default: 0, transformer: asNumber }) reading!: number;
+  @Column({ type: 'simple-json', nullable: true }) calibration!: { factor: number } | null;
+  @Column({ type: 'enum', enum: ['off', 'on'], default: 'off' }) state!: 'off' | 'on';
+  @Column({ type: 'bigint', default: 0 }) pulses!: string;
+  @Column({ type: 'timestamptz', nullable: true }) readAt!: Date | null;
+  @AggregateVersion() version!: number;
+}
+
+@EventsOf(() => FpMeter)
+export abstract class FpMeterEvent extends AggregateEvent<FpMeter, 'fpMeter'> {}
+
+@EventType('FpMeter.Installed', { creates: true })
+export class FpMeterInstalled extends FpMeterEvent {
+  @Data() factor!: number;
+  apply(meter: FpMeter): void {
+    meter.calibration = { factor: this.factor };
+    meter.state = 'on';
+  }
+}
+
+@EventType('FpMeter.Read')
+export class FpMeterRead extends FpMeterEvent {
+  @Data() value!: number;
+  apply(meter: FpMeter): void {
+    meter.reading = meter.reading + this.value;
+    meter.pulses = String(BigInt(meter.pulses) + 1n);
+    meter.readAt = this.createdAt;
+  }
+}
+
 // --- entity listeners and subscribers of the user's own on an events entity ---------------------
 
 /** Inserted event ids, by the entity listener of FpMemoEvent and the subscriber of FpNoteEvent. */
@@ -168,6 +207,10 @@ export const fastPathEntities = [
   FpTicketSnoozed,
   FpTicketClosed,
   FpTicketAudit,
+  FpMeter,
+  FpMeterEvent,
+  FpMeterInstalled,
+  FpMeterRead,
   FpMemo,
   FpMemoEvent,
   FpMemoWritten,
