@@ -1,5 +1,5 @@
 import type { DataSource } from 'typeorm';
-import { Dispatcher, EventSourcing, type Reactor, type ReactorContext } from 'typeorm-event-sourcing';
+import { Dispatcher, EventSourcing, ReactorError, type Reactor, type ReactorContext } from 'typeorm-event-sourcing';
 import { ActivateSubscription } from '../support/command-models';
 import { testDataSource } from '../support/database';
 import {
@@ -22,8 +22,9 @@ import {
   listenedInserts,
 } from '../support/fast-path-models';
 import { LegacyAccount, LegacyAccountRenamed, legacyEntities } from '../support/legacy-models';
-import { expectLockedWrite, expectOneStatementWrite, inserts, StatementLog, withListing, writeShape, type LoggedStatement } from '../support/statement-log';
+import { expectLockedWrite, expectOneStatementWrite, expectTransactionalWrite, inserts, StatementLog, withListing, writeShape, type LoggedStatement } from '../support/statement-log';
 import { Subscription, SubscriptionCreated, SubscriptionNoteAdded, subscriptionEntities } from '../support/subscription-model';
+import { rejectionOf } from '../support/rejection';
 import { eventRows, loadSubscription, subscriptionRow } from '../support/write-path-lint';
 
 /**
@@ -31,8 +32,10 @@ import { eventRows, loadSubscription, subscriptionRow } from '../support/write-p
  * the stored state (an instance made by manager.create or new, a partial select), a row from
  * before events, an apply that reads what only the stored row knows, trigger reactors, entity
  * listeners and subscribers on the events entity, `fastPath: false`, and an aggregate that just
- * missed (hot). Each falls back to the locked path, visibly (START TRANSACTION, SELECT ... FOR
- * UPDATE), and writes what the locked path always wrote.
+ * missed (hot). Each falls back to a transaction of its own, visibly (START TRANSACTION ...
+ * COMMIT): under the row lock (SELECT ... FOR UPDATE) where the stored state is unknown or the
+ * aggregate hot, else with manager.save's UPDATE conditional on the version; and writes what the
+ * locked path always wrote.
  */
 
 const subscriptions = { aggregate: 'subscription', events: 'subscription_events' };
@@ -47,6 +50,7 @@ const retitleFromTrigger = new WeakMap<FpTicketClosed, FpTicket>();
 
 class AuditClosedTicket implements Reactor<FpTicketClosed> {
   async call(event: FpTicketClosed, ctx: ReactorContext) {
+    if (event.reason === 'refuse') throw new Error('refused by the trigger');
     const [{ tx }] = await ctx.manager.query(`SELECT txid_current()::text AS tx`);
     await ctx.manager.save(ctx.manager.create(FpTicketAudit, { ticketId: event.aggregateId, note: event.reason, tx }));
     const target = retitleFromTrigger.get(event);
@@ -177,7 +181,27 @@ test('an event type with a trigger reactor: one transaction holds the event, its
   expect(await es.verify(FpTicket, { id: ticket.id })).toEqual([]);
 });
 
-test("a write from inside a trigger reactor, on a loaded instance: the locked path, in the trigger's transaction", async () => {
+test('a trigger reactor that throws: ReactorError, nothing written, instance and event put back; the next write goes through', async () => {
+  const ticket = await loadedTicket('refusing');
+  const before = { ...ticket };
+  const event = FpTicketClosed.build({ fpTicket: ticket, reason: 'refuse' });
+
+  const error = await rejectionOf(es.append(event));
+
+  expect(error).toBeInstanceOf(ReactorError);
+  expect(error.message).toBe(`reactor AuditClosedTicket failed on FpTicket.Closed of aggregate ${ticket.id}: refused by the trigger`);
+  expect({ ...ticket }).toEqual(before);
+  expect([event.id, event.version, event.createdAt, event.position, event.txId]).toEqual([undefined, undefined, undefined, undefined, undefined]);
+  expect(await dataSource.query(`SELECT version, status FROM fp_ticket WHERE id = $1`, [ticket.id])).toEqual([{ version: 1, status: 'open' }]);
+  expect(await dataSource.query(`SELECT version FROM fp_ticket_events WHERE fp_ticket_id = $1`, [ticket.id])).toEqual([{ version: 1 }]);
+  expect(await dataSource.manager.countBy(FpTicketAudit, { ticketId: ticket.id })).toBe(0);
+
+  const accepted = await es.append(FpTicketClosed.build({ fpTicket: ticket, reason: 'accepted' }));
+  expect(accepted.version).toBe(2);
+  expect(ticket).toMatchObject({ status: 'closed', version: 2 });
+});
+
+test("a write from inside a trigger reactor, on a loaded instance: not the one-statement path, in the trigger's transaction", async () => {
   const closing = await loadedTicket('closing');
   const target = await loadedTicket('target');
   const event = FpTicketClosed.build({ fpTicket: closing, reason: 'cascade' });
@@ -187,16 +211,19 @@ test("a write from inside a trigger reactor, on a loaded instance: the locked pa
 
   const shape = writeShape(statements, tickets);
   withListing(shape, () => {
-    expect(shape.transactions).toHaveLength(1);
-    expect(shape.lockedReads.filter((s) => s.parameters?.includes(target.id))).toHaveLength(1);
+    expect([shape.transactions.length, shape.commits.length]).toEqual([1, 1]);
+    // The trigger's write is an UPDATE of its own (locked or conditional) in that transaction, not a second one-statement write.
+    expect(shape.oneStatementWrites.filter((s) => s.parameters?.includes(target.id))).toEqual([]);
+    const targetWrites = shape.aggregateStatements.filter((s) => /^\s*UPDATE\b/i.test(s.sql) && s.parameters?.includes(target.id));
+    expect(targetWrites.map((s) => s.runner)).toEqual([shape.transactions[0].runner]);
   });
   expect(target).toMatchObject({ title: 'retitled by a trigger', version: 2 });
   const [{ tx }] = await dataSource.query(`SELECT tx_id::float8 AS tx FROM fp_ticket_events WHERE fp_ticket_id = $1 AND version = 2`, [target.id]);
   expect(tx).toBe(event.txId);
-  expect(await es.verify(FpTicket)).toEqual([]);
+  expect(await es.verify(FpTicket, { id: target.id })).toEqual([]);
 });
 
-test('entity listeners and subscribers of the application on an events entity: the locked path, each listener runs once', async () => {
+test("entity listeners and subscribers of the application on an events entity: TypeORM's INSERT in a transaction, each listener runs once", async () => {
   const memos = { aggregate: 'fp_memo', events: 'fp_memo_events' };
   const notes = { aggregate: 'fp_note', events: 'fp_note_events' };
   listenedInserts.memo.length = 0;
@@ -205,12 +232,12 @@ test('entity listeners and subscribers of the application on an events entity: t
   const memoCreated = await es.append(FpMemoWritten.build({ body: 'memo' }));
   const memo = await dataSource.manager.findOneByOrFail(FpMemo, { id: memoCreated.aggregateId });
   const memoEdit = await log.during(() => es.append(FpMemoEdited.build({ fpMemo: memo, body: 'memo edited' })));
-  noFastAttempt(memoEdit.statements, memos);
+  expectTransactionalWrite(memoEdit.statements, memos);
 
   const noteCreated = await es.append(FpNoteWritten.build({ body: 'note' }));
   const note = await dataSource.manager.findOneByOrFail(FpNote, { id: noteCreated.aggregateId });
   const noteEdit = await log.during(() => es.append(FpNoteEdited.build({ fpNote: note, body: 'note edited' })));
-  noFastAttempt(noteEdit.statements, notes);
+  expectTransactionalWrite(noteEdit.statements, notes);
 
   expect(listenedInserts).toEqual({ memo: [memoCreated.id, memoEdit.value.id], note: [noteCreated.id, noteEdit.value.id] });
   expect([memo.body, memo.version, note.body, note.version]).toEqual(['memo edited', 2, 'note edited', 2]);
@@ -269,7 +296,7 @@ describe('EventSourcing.attach(dataSource, { fastPath: false })', () => {
     await off?.destroy();
   });
 
-  test('every write takes the locked path: creating event, es.append on a loaded instance, a command', async () => {
+  test('every write is a transaction of its own, never the one statement: creating event, es.append on a loaded instance, a command', async () => {
     const creating = await offLog.during(() => offEs.append(SubscriptionCreated.build({ userId: 35 })));
     const createShape = writeShape(creating.statements, subscriptions);
     withListing(createShape, () => {
@@ -279,9 +306,9 @@ describe('EventSourcing.attach(dataSource, { fastPath: false })', () => {
     const subscription = await loadSubscription(off, creating.value.aggregateId);
 
     const appended = await offLog.during(() => offEs.append(SubscriptionNoteAdded.build({ subscription, note: 'locked' })));
-    noFastAttempt(appended.statements, subscriptions);
+    expectTransactionalWrite(appended.statements, subscriptions);
     const commanded = await offLog.during(() => ActivateSubscription.call({ subscription, stripeKey: 'sk_off' }, { manager: off.manager }));
-    noFastAttempt(commanded.statements, subscriptions);
+    expectTransactionalWrite(commanded.statements, subscriptions);
 
     expect(subscription).toMatchObject({ version: 3, notes: ['locked'], status: 'active', stripeKey: 'sk_off' });
     expect(await subscriptionRow(off, subscription.id)).toMatchObject({ version: 3, notes: ['locked'], status: 'active', stripeKey: 'sk_off' });

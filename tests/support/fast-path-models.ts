@@ -1,5 +1,5 @@
 import 'reflect-metadata';
-import { AfterInsert, Column, CreateDateColumn, Entity, EventSubscriber, type EntitySubscriberInterface, type InsertEvent, PrimaryGeneratedColumn, UpdateDateColumn } from 'typeorm';
+import { AfterInsert, Column, CreateDateColumn, DeleteDateColumn, Entity, EventSubscriber, type EntitySubscriberInterface, type InsertEvent, PrimaryGeneratedColumn, UpdateDateColumn } from 'typeorm';
 import { Aggregate, AggregateEvent, AggregateVersion, Data, EventsOf, EventType } from 'typeorm-event-sourcing';
 
 /**
@@ -122,6 +122,66 @@ export class FpMeterRead extends FpMeterEvent {
   }
 }
 
+// --- columns TypeORM hides: select: false, soft deletion ------------------------------------------
+
+/** A password hash TypeORM never loads unless asked (`select: false`), and events never decide. */
+@Aggregate({ exclude: ['passwordHash'] })
+@Entity('fp_account')
+export class FpAccount {
+  @PrimaryGeneratedColumn() id!: number;
+  @Column({ type: 'varchar' }) email!: string;
+  @Column({ type: 'varchar', select: false, default: 'secret-hash' }) passwordHash?: string;
+  @AggregateVersion() version!: number;
+}
+
+@EventsOf(() => FpAccount)
+export abstract class FpAccountEvent extends AggregateEvent<FpAccount, 'fpAccount'> {}
+
+@EventType('FpAccount.Opened', { creates: true })
+export class FpAccountOpened extends FpAccountEvent {
+  @Data() email!: string;
+  apply(account: FpAccount): void {
+    account.email = this.email;
+  }
+}
+
+@EventType('FpAccount.EmailChanged')
+export class FpAccountEmailChanged extends FpAccountEvent {
+  @Data() email!: string;
+  apply(account: FpAccount): void {
+    account.email = this.email;
+  }
+}
+
+/** Soft-deletable: TypeORM's queries leave out rows whose deletedAt is set. */
+@Aggregate()
+@Entity('fp_doc')
+export class FpDoc {
+  @PrimaryGeneratedColumn() id!: number;
+  @Column({ type: 'varchar' }) title!: string;
+  @DeleteDateColumn({ type: 'timestamptz' }) deletedAt!: Date | null;
+  @AggregateVersion() version!: number;
+}
+
+@EventsOf(() => FpDoc)
+export abstract class FpDocEvent extends AggregateEvent<FpDoc, 'fpDoc'> {}
+
+@EventType('FpDoc.Drafted', { creates: true })
+export class FpDocDrafted extends FpDocEvent {
+  @Data() title!: string;
+  apply(doc: FpDoc): void {
+    doc.title = this.title;
+  }
+}
+
+@EventType('FpDoc.Retitled')
+export class FpDocRetitled extends FpDocEvent {
+  @Data() title!: string;
+  apply(doc: FpDoc): void {
+    doc.title = this.title;
+  }
+}
+
 // --- entity listeners and subscribers of the user's own on an events entity ---------------------
 
 /** Inserted event ids, by the entity listener of FpMemoEvent and the subscriber of FpNoteEvent. */
@@ -211,6 +271,14 @@ export const fastPathEntities = [
   FpMeterEvent,
   FpMeterInstalled,
   FpMeterRead,
+  FpAccount,
+  FpAccountEvent,
+  FpAccountOpened,
+  FpAccountEmailChanged,
+  FpDoc,
+  FpDocEvent,
+  FpDocDrafted,
+  FpDocRetitled,
   FpMemo,
   FpMemoEvent,
   FpMemoWritten,

@@ -184,3 +184,26 @@ export function withListing(shape: WriteShape, assertion: () => void): void {
     throw error;
   }
 }
+
+/** The library's SELECT of an aggregate's column defaults (`SELECT (default)::type AS "d0", ...`), made before creating a row. */
+export function isColumnDefaultsQuery(sql: string): boolean {
+  return /^\s*SELECT\s+\(.*?\s+AS\s+"d0"/is.test(sql) && !/\bFROM\b/i.test(sql);
+}
+
+/**
+ * The write went through a transaction of its own, committed once, without the one-statement
+ * path: under the row lock (SELECT ... FOR UPDATE), or with manager.save's UPDATE conditional on
+ * the version.
+ */
+export function expectTransactionalWrite(statements: LoggedStatement[], tables: Tables): WriteShape {
+  const shape = writeShape(statements, tables);
+  withListing(shape, () =>
+    expect({
+      transactions: shape.transactions.length,
+      commits: shape.commits.length,
+      oneStatementWrites: shape.oneStatementWrites.length,
+      eventInserted: shape.eventInserts.length >= 1,
+    }).toEqual({ transactions: 1, commits: 1, oneStatementWrites: 0, eventInserted: true }),
+  );
+  return shape;
+}
