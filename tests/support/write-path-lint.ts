@@ -107,13 +107,16 @@ export interface WritePathLintOptions {
    * - `'conditional'`: a transaction whose only aggregate statement is an UPDATE ... RETURNING
    *   (no SELECT ... FOR UPDATE), as manager.save(event) does;
    * - `'locked'`: a transaction with SELECT ... FOR UPDATE, and no one-statement attempt;
-   * - `'transaction'`: one transaction, committed once, holding the event.
+   * - `'transactional'`: a transaction of its own and no one-statement write: under the row
+   *   lock, or with the UPDATE conditional on the version (`'conditional'`);
+   * - `'transaction'`: one transaction, committed once, holding the event (the one statement
+   *   may be in it, e.g. with trigger reactors).
    * Unset: not checked.
    */
   expectedPath?: ExpectedPath;
 }
 
-export type ExpectedPath = 'fast' | 'conditional' | 'locked' | 'transaction';
+export type ExpectedPath = 'fast' | 'conditional' | 'locked' | 'transactional' | 'transaction';
 
 const tables = { aggregate: 'subscription', events: 'subscription_events' };
 
@@ -134,6 +137,7 @@ function expectPath(path: ExpectedPath | undefined, statements: LoggedStatement[
     expect([shape.transactions.length, shape.commits.length, shape.rollbacks.length]).toEqual([1, 1, 0]);
     const runner = shape.transactions[0].runner;
     expect(shape.eventInserts.filter((statement) => statement.runner === runner).length).toBeGreaterThanOrEqual(1);
+    if (path === 'transactional') expect(shape.oneStatementWrites).toEqual([]);
     if (path === 'conditional') {
       expect(shape.lockedReads).toEqual([]);
       expect(shape.aggregateStatements.map((statement) => /^\s*UPDATE\b[^]*\bRETURNING\b/i.test(statement.sql))).toEqual([true]);
