@@ -80,7 +80,7 @@ async function expectOneJobPerEvent(eventIds: number[]): Promise<void> {
   expect(count).toBe(0);
 }
 
-/** How many of the writes logged between `mark` and now took the row lock. */
+/** How many writes since `mark` read the row under its lock (after a miss, on a hot aggregate, or to refuse an expected version). */
 function lockedWritesSince(mark: number): number {
   return writeShape(log.since(mark), tables).lockedReads.length;
 }
@@ -105,7 +105,7 @@ test(`${WRITERS} writers without an expected version: every write lands, version
   await expectOneJobPerEvent(events.map((event) => event.id));
   recordFigure('fast-path contention writers', WRITERS);
   recordFigure('fast-path contention events written', events.length);
-  recordFigure('fast-path contention writes that fell back to the row lock', locked);
+  recordFigure('fast-path contention writes that read the row under its lock', locked);
 });
 
 test(`${WRITERS} writers, 4 events each, each keeping its instance: one contiguous history of ${WRITERS * 4 + 1} versions`, async () => {
@@ -128,7 +128,7 @@ test(`${WRITERS} writers, 4 events each, each keeping its instance: one contiguo
   await expectOneJobPerEvent(events.map((event) => event.id));
   recordFigure('fast-path contention writers', WRITERS);
   recordFigure('fast-path contention events written', events.length);
-  recordFigure('fast-path contention writes that fell back to the row lock', lockedWritesSince(mark));
+  recordFigure('fast-path contention writes that read the row under its lock', lockedWritesSince(mark));
 });
 
 test(`${WRITERS} writers with the loaded version as expected version, 3 rounds: each gets its event or a ConcurrencyError, the history holds exactly the events given`, async () => {
@@ -174,5 +174,5 @@ test(`${WRITERS} writers with the loaded version as expected version, 3 rounds: 
   recordFigure('fast-path contention writers', WRITERS * 3);
   recordFigure('fast-path contention events written', succeeded.length);
   recordFigure('fast-path contention conflicts reported', conflicts);
-  recordFigure('fast-path contention writes that fell back to the row lock', lockedWritesSince(mark));
+  recordFigure('fast-path contention writes that read the row under its lock', lockedWritesSince(mark));
 });
