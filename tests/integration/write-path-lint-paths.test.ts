@@ -6,6 +6,7 @@ import {
   ConcurrencyError,
   ConnectionLostError,
   EventSourcing,
+  type EventSourcingOptions,
   ReactorDeadlockError,
   ReactorError,
   type Reactor,
@@ -17,8 +18,12 @@ import { writePathLint, type LintAttachContext } from '../support/write-path-lin
 
 /**
  * The write-path lint (tests/support/write-path-lint.ts) on the paths beyond a plain save: an
- * event saved by a trigger reactor inside another event's transaction, and writes whose events
- * have async reactors on a queue (outbox rows, jobs, runs).
+ * event saved by a trigger reactor inside another event's transaction, an event with a trigger
+ * reactor of its own, and writes whose events have async reactors on a queue (outbox rows, jobs,
+ * runs), through each way of writing: the one-statement path (issue 11, named and unnamed
+ * statements), the locked path (`fastPath: false`), manager.save and a command. Each declares the
+ * statements a write of a loaded instance must send (`expectedPath`), so that a path silently
+ * taking another cannot pass for it.
  */
 
 const redisUrl = process.env.REDIS_URL ?? 'redis://127.0.0.1:6380';
@@ -26,9 +31,9 @@ const redisUrl = process.env.REDIS_URL ?? 'redis://127.0.0.1:6380';
 const runId = `${process.pid}-${Date.now()}`;
 
 /** Attaches with the lint's async reactors and a queue of this suite's own. */
-function withQueue(suffix: string, queue: Partial<ReactorQueueOptions> = {}) {
+function withQueue(suffix: string, queue: Partial<ReactorQueueOptions> = {}, options: Omit<EventSourcingOptions, 'dispatcher' | 'queue'> = {}) {
   return (dataSource: DataSource, { dispatcher }: LintAttachContext) =>
-    EventSourcing.attach(dataSource, { dispatcher, queue: { connection: redisUrl, name: `es-lint-${runId}-${suffix}`, ...queue } });
+    EventSourcing.attach(dataSource, { ...options, dispatcher, queue: { connection: redisUrl, name: `es-lint-${runId}-${suffix}`, ...queue } });
 }
 
 // --- a trigger reactor saving the event under test through ctx.manager ---------------------------
@@ -87,13 +92,39 @@ writePathLint('manager.save(event) with async reactors on a queue', ({ manager, 
   attach: withQueue('save'),
   outbox: reactors,
   inTransactions: true,
+  expectedPath: 'conditional',
 });
 
-writePathLint('es.append(event) with async reactors on a queue', ({ es, manager, event }) => es.append(event, { manager }), {
+writePathLint('es.append (fast path, loaded instance) with async reactors on a queue', ({ es, manager, event }) => es.append(event, { manager }), {
   database: 'lint_append_queue',
   attach: withQueue('append'),
   outbox: reactors,
   inTransactions: true,
+  expectedPath: 'fast',
+});
+
+writePathLint('es.append with fastPath: false, with async reactors on a queue', ({ es, manager, event }) => es.append(event, { manager }), {
+  database: 'lint_append_locked',
+  attach: withQueue('append-locked', {}, { fastPath: false }),
+  outbox: reactors,
+  inTransactions: true,
+  expectedPath: 'transactional',
+});
+
+writePathLint("es.append with statements: 'unnamed', with async reactors on a queue", ({ es, manager, event }) => es.append(event, { manager }), {
+  database: 'lint_append_unnamed',
+  attach: withQueue('append-unnamed', {}, { statements: 'unnamed' }),
+  outbox: reactors,
+  expectedPath: 'fast',
+});
+
+writePathLint('an event with a trigger reactor (writing through ctx.manager), with async reactors on a queue', ({ es, manager, event }) => es.append(event, { manager }), {
+  database: 'lint_append_trigger',
+  attach: withQueue('append-trigger'),
+  outbox: reactors,
+  trigger: true,
+  inTransactions: true,
+  expectedPath: 'transaction',
 });
 
 writePathLint(
@@ -127,5 +158,6 @@ writePathLint(
     attach: withQueue('command'),
     outbox: reactors,
     inTransactions: true,
+    expectedPath: 'fast',
   },
 );

@@ -16,6 +16,7 @@ import {
 import { waitForReactors } from 'typeorm-event-sourcing/testing';
 import { testDataSource } from './database';
 import { rejectionOf } from './rejection';
+import { expectLockedWrite, expectOneStatementWrite, inserts, type LoggedStatement, StatementLog, withListing, writeShape } from './statement-log';
 import {
   Subscription,
   SubscriptionActivated,
@@ -93,6 +94,55 @@ export interface WritePathLintOptions {
   inTransactions?: boolean;
   /** The path runs with async reactors and a queue: the lint checks the outbox and the jobs. */
   outbox?: OutboxLintOptions;
+  /**
+   * Every Subscription event gets a trigger reactor that records, through `ctx.manager`, its event
+   * and transaction: the lint checks each committed event has its record, in its transaction,
+   * and that failed or rolled-back writes left none.
+   */
+  trigger?: boolean;
+  /**
+   * How a write of an event on an instance TypeORM loaded (or the library last wrote) must reach
+   * the database, checked on the statements the DataSource logged:
+   * - `'fast'`: one statement (aggregate row, event, outbox rows), no transaction;
+   * - `'conditional'`: a transaction whose only aggregate statement is an UPDATE ... RETURNING
+   *   (no SELECT ... FOR UPDATE), as manager.save(event) does;
+   * - `'locked'`: a transaction with SELECT ... FOR UPDATE, and no one-statement attempt;
+   * - `'transactional'`: a transaction of its own and no one-statement write: under the row
+   *   lock, or with the UPDATE conditional on the version (`'conditional'`);
+   * - `'transaction'`: one transaction, committed once, holding the event (the one statement
+   *   may be in it, e.g. with trigger reactors).
+   * Unset: not checked.
+   */
+  expectedPath?: ExpectedPath;
+}
+
+export type ExpectedPath = 'fast' | 'conditional' | 'locked' | 'transactional' | 'transaction';
+
+const tables = { aggregate: 'subscription', events: 'subscription_events' };
+
+/** Checks the statements of one write of a known instance against the path it must take. */
+function expectPath(path: ExpectedPath | undefined, statements: LoggedStatement[], outbox: boolean): void {
+  if (!path) return;
+  if (path === 'fast') {
+    expectOneStatementWrite(statements, tables, { outbox });
+    return;
+  }
+  if (path === 'locked') {
+    const shape = expectLockedWrite(statements, tables);
+    withListing(shape, () => expect(shape.oneStatementWrites).toEqual([]));
+    return;
+  }
+  const shape = writeShape(statements, tables);
+  withListing(shape, () => {
+    expect([shape.transactions.length, shape.commits.length, shape.rollbacks.length]).toEqual([1, 1, 0]);
+    const runner = shape.transactions[0].runner;
+    expect(shape.eventInserts.filter((statement) => statement.runner === runner).length).toBeGreaterThanOrEqual(1);
+    if (path === 'transactional') expect(shape.oneStatementWrites).toEqual([]);
+    if (path === 'conditional') {
+      expect(shape.lockedReads).toEqual([]);
+      expect(shape.aggregateStatements.map((statement) => /^\s*UPDATE\b[^]*\bRETURNING\b/i.test(statement.sql))).toEqual([true]);
+    }
+  });
 }
 
 /** A row of the subscription table, as PostgreSQL returns it. */
@@ -164,6 +214,9 @@ export function writePathLint(name: string, write: WritePath, options: WritePath
     /** Set by a test to look into a transaction just before its COMMIT. */
     let beforeCommit: ((queryRunner: QueryRunner) => Promise<void>) | undefined;
     let outboxLogMark = 0;
+    let triggerLogMark = 0;
+    /** Every statement the DataSource sent during the current test. */
+    const statementLog = new StatementLog();
 
     const run = <E extends AggregateEvent>(event: E, manager: EntityManager = dataSource.manager): Promise<E> =>
       write({ event, dataSource, es, manager });
@@ -192,10 +245,19 @@ export function writePathLint(name: string, write: WritePath, options: WritePath
     }
 
     beforeAll(async () => {
-      dataSource = await testDataSource(options.database ?? `lint_${slug(name)}`, subscriptionEntities);
+      dataSource = await testDataSource(options.database ?? `lint_${slug(name)}`, subscriptionEntities, { logger: statementLog, logging: true });
       const dispatcher = new Dispatcher();
       for (const reactor of outbox?.reactors ?? []) {
         dispatcher.on(SubscriptionEvent, { async: (event, ctx) => void runs.push({ reactor: ctx.reactor, eventId: event.id }), name: reactor });
+      }
+      if (options.trigger) {
+        await dataSource.query(`CREATE TABLE lint_trigger_log (seq bigserial PRIMARY KEY, event_id bigint NOT NULL, tx bigint NOT NULL)`);
+        dispatcher.on(SubscriptionEvent, {
+          trigger: async (event, ctx) => {
+            await ctx.manager.query(`INSERT INTO lint_trigger_log (event_id, tx) VALUES ($1, txid_current())`, [event.id]);
+          },
+          name: 'LintTrigger',
+        });
       }
       const attach = options.attach ?? ((source: DataSource, lint: LintAttachContext) => EventSourcing.attach(source, { dispatcher: lint.dispatcher }));
       es = await attach(dataSource, { dispatcher });
@@ -261,11 +323,28 @@ export function writePathLint(name: string, write: WritePath, options: WritePath
       committedInTest.length = 0;
       runs.length = 0;
       beforeCommit = undefined;
+      statementLog.statements.length = 0;
+      if (options.trigger) {
+        const [{ mark }] = await dataSource.query(`SELECT coalesce(max(seq), 0)::float8 AS mark FROM lint_trigger_log`);
+        triggerLogMark = mark;
+      }
       if (outbox) {
         const [{ mark }] = await dataSource.query(`SELECT coalesce(max(seq), 0)::float8 AS mark FROM lint_outbox_log`);
         outboxLogMark = mark;
       }
     });
+
+    if (options.trigger) {
+      // Whatever a test did: every event it committed had its trigger run once, in its own
+      // transaction; the triggers of writes that failed or rolled back left nothing.
+      afterEach(async () => {
+        const logged: { eventId: number; tx: number }[] = await dataSource.query(
+          `SELECT event_id::float8 AS "eventId", tx::float8 AS tx FROM lint_trigger_log WHERE seq > $1 ORDER BY event_id`,
+          [triggerLogMark],
+        );
+        expect(logged).toEqual(committedInTest.map((event) => ({ eventId: event.id, tx: event.txId })).sort((a, b) => a.eventId - b.eventId));
+      });
+    }
 
     if (outbox) {
       // Whatever a test did: every event it committed got one outbox row per reactor, written in
@@ -316,9 +395,10 @@ export function writePathLint(name: string, write: WritePath, options: WritePath
 
     test('a later event is applied to the row and to the caller instance, and stored as written', async () => {
       const subscription = await createSubscription(42);
-      const event = await run(
-        SubscriptionActivated.build({ subscription, stripeKey: 'sub_lint', metadata: { notificationId: 7, source: 'lint' } }),
+      const { value: event, statements } = await statementLog.during(() =>
+        run(SubscriptionActivated.build({ subscription, stripeKey: 'sub_lint', metadata: { notificationId: 7, source: 'lint' } })),
       );
+      expectPath(options.expectedPath, statements, Boolean(outbox));
 
       expect(event.version).toBe(2);
       expect(event.aggregateId).toBe(subscription.id);
@@ -632,7 +712,9 @@ export function writePathLint(name: string, write: WritePath, options: WritePath
     test('positions grow across writes and each write has its own transaction id', async () => {
       const subscription = await createSubscription();
       const first = await run(SubscriptionNoteAdded.build({ subscription, note: 'a' }));
-      const second = await run(SubscriptionNoteAdded.build({ subscription, note: 'b' }));
+      // Written by the library last: the instance's stored state is known.
+      const { value: second, statements } = await statementLog.during(() => run(SubscriptionNoteAdded.build({ subscription, note: 'b' })));
+      expectPath(options.expectedPath, statements, Boolean(outbox));
 
       expect(second.position).toBeGreaterThan(first.position);
       expect(second.txId).not.toBe(first.txId);
@@ -701,7 +783,7 @@ export function writePathLint(name: string, write: WritePath, options: WritePath
     }
 
     if (outbox) {
-      test('outbox: one row per async reactor, in the transaction of the event, seen by other connections only after COMMIT', async () => {
+      test('outbox: one row per async reactor, written with the event (one statement, or one transaction seen by others only after COMMIT)', async () => {
         const subscription = await createSubscription();
         const seen: { inside: { eventId: number; reactor: string }[]; outsideOutbox: number; outsideEvents: number }[] = [];
         beforeCommit = async (queryRunner) => {
@@ -718,7 +800,7 @@ export function writePathLint(name: string, write: WritePath, options: WritePath
           seen.push({ inside, outsideOutbox, outsideEvents });
         };
 
-        const event = await run(SubscriptionNoteAdded.build({ subscription, note: 'outboxed' }));
+        const { value: event, statements } = await statementLog.during(() => run(SubscriptionNoteAdded.build({ subscription, note: 'outboxed' })));
         beforeCommit = undefined;
 
         const written = committed[0];
@@ -727,9 +809,15 @@ export function writePathLint(name: string, write: WritePath, options: WritePath
           events
             .flatMap((e) => outbox.reactors.map((reactor) => ({ eventId: e.id, reactor })))
             .sort((a, b) => a.eventId - b.eventId || byKey(a.reactor, b.reactor));
-        // The fast path writes event and outbox rows in one autocommit statement: no moment
-        // before its COMMIT to look in; the rows' shared transaction id below shows they went together.
-        expect(seen).toEqual(seen.length === 0 && written.length === 1 ? [] : [{ inside: rowsOf(written), outsideOutbox: 0, outsideEvents: 0 }]);
+        if (writeShape(statements, tables).transactions.length === 0) {
+          // Autocommit: the statement inserting the event inserted its outbox rows, so no one
+          // ever sees one without the other; there is no COMMIT to look before.
+          const statement = expectOneStatementWrite(statements, tables, { outbox: true });
+          expect(inserts(statement.sql, 'es_outbox')).toBe(true);
+          expect(seen).toEqual([]);
+        } else {
+          expect(seen).toEqual([{ inside: rowsOf(written), outsideOutbox: 0, outsideEvents: 0 }]);
+        }
         expect(await outboxLog()).toEqual(
           expect.arrayContaining(rowsOf([event]).map((row) => ({ ...row, tx: event.txId }))),
         );
