@@ -52,7 +52,9 @@ export interface EventSourcingOptions {
   /**
    * Let `es.append` and commands write event, aggregate row and outbox rows in one statement
    * when the aggregate instance's stored state is known (loaded by TypeORM, or last written by
-   * the library); see docs/concepts.md, "The fast path". `false` writes every event under the row lock.
+   * the library); see docs/concepts.md, "The fast path". `false` writes every event under the row
+   * lock (`SELECT ... FOR UPDATE`), also through `manager.save(event)`, whose UPDATE is otherwise
+   * conditional on the stored version.
    * @defaultValue true
    */
   fastPath?: boolean;
@@ -155,7 +157,7 @@ export class EventSourcing {
     this.#onError = onError;
     const log = new TransactionLog();
     const committed = (written: WrittenEvent[]) => this.#committed(written);
-    this.#subscriber = new EventSourcingSubscriber(registry, log, committed, reactors.reactions, onDirectWrite);
+    this.#subscriber = new EventSourcingSubscriber(registry, log, committed, reactors.reactions, onDirectWrite, options.fastPath !== false);
     if (options.fastPath !== false) {
       this.#fastPath = new FastPath(dataSource, reactors.reactions, log, this.#subscriber, committed, { statements: options.statements ?? 'named' });
     }

@@ -25,6 +25,11 @@ function canonicalDecimal(value: string): string {
   return digits === '0' ? '0' : `${sign === '-' ? '-' : ''}${digits}`;
 }
 
+/** Whether a default given as SQL is a constant: a quoted, numeric or boolean literal, or NULL, maybe cast. */
+function isConstantSql(expression: string): boolean {
+  return /^\s*(?:'(?:[^']|'')*'|-?\d+(?:\.\d+)?|true|false|null)\s*(?:::\s*[a-z_][\w ]*(?:\[\])?\s*)?$/i.test(expression);
+}
+
 /** The entity property a column lives under (the embedded object's, for embedded columns). */
 function topLevelProperty(column: ColumnMetadata): string {
   return column.propertyPath.split('.')[0];
@@ -171,8 +176,9 @@ export class AggregateDefinition {
       const [row] = await manager.query(`SELECT ${selections.join(', ')}`);
       withDefault.forEach((column, index) => defaults.set(column, driver.prepareHydratedValue(row[`d${index}`], column)));
     }
-    // SQL expressions may change between calls (now(), random()); literal defaults never do.
-    if (withDefault.every((column) => typeof column.default !== 'function')) this.#cachedDefaults = defaults;
+    // SQL expressions may change between calls (now(), random()); literals never do, also when
+    // written as SQL (`() => "'[]'"`, which TypeORM needs for json columns).
+    if (withDefault.every((column) => typeof column.default !== 'function' || isConstantSql(String(column.default())))) this.#cachedDefaults = defaults;
     return defaults;
   }
 }

@@ -34,10 +34,15 @@ export function rememberStoredState(definition: AggregateDefinition, instance: O
   storedStates.set(instance, { definition, version: definition.versionOf(instance), columns });
 }
 
-/** Records stored column values read back from the database (RETURNING), and sets them on the instance. */
+/**
+ * Sets stored column values read back from the database (RETURNING) on the instance, and
+ * records them as its stored state (when they hold every column it needs).
+ */
 export function rememberReturnedState(definition: AggregateDefinition, instance: ObjectLiteral, columns: Map<ColumnMetadata, unknown>): void {
   for (const [column, value] of columns) column.setEntityValue(instance, cloneValue(value));
-  storedStates.set(instance, { definition, version: definition.versionOf(instance), columns });
+  // A sourced column the row did not give back (`select: false`) is not known from it.
+  if ([...definition.requiredForStoredState].every((column) => columns.has(column))) rememberStoredState(definition, instance);
+  else storedStates.delete(instance);
 }
 
 export function storedStateOf(instance: object): StoredState | undefined {

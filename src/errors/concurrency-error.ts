@@ -2,7 +2,9 @@ import { EventSourcingError } from './event-sourcing-error';
 
 /**
  * An event could not be written because the aggregate moved on: its version is not the one the
- * caller expected, or PostgreSQL aborted the transaction with a serialization failure or a deadlock.
+ * caller expected, or PostgreSQL aborted the transaction with a serialization failure or a
+ * deadlock (or, once after a migration changed a table, because the library's prepared statement
+ * for it went stale inside a transaction).
  *
  * Nothing was written. `retryable` is true when running the same work again (after reloading the
  * aggregate) may succeed: always for serialization failures and deadlocks, never for an explicit

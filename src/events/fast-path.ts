@@ -4,12 +4,13 @@ import { assertAggregateId } from '../aggregates/aggregate-id';
 import { rememberReturnedState } from '../aggregates/stored-state';
 import { isConnectionLoss } from '../errors/connection-loss';
 import { ConnectionLostError } from '../errors/connection-lost-error';
+import { ConcurrencyError } from '../errors/concurrency-error';
 import { getMetadataStorage } from '../metadata/metadata-storage';
 import type { OutboxRow } from '../reactors/outbox';
 import type { Reactions } from '../reactors/reactions';
 import { currentTrigger } from '../reactors/trigger-scope';
 import type { AggregateEvent } from './aggregate-event';
-import { hasOnlyLibraryColumns, insertStatement, StatementNames, updateStatement, type FastStatement } from './fast-statement';
+import { hasOnlyLibraryColumns, insertStatement, retireStatementName, statementName, updateStatement, type FastStatement } from './fast-statement';
 import { markHot } from './hot-aggregates';
 import { pendingWriteOf } from './pending-write';
 import { eventFieldsOf, restoreEventFields, transactionDepthOf, type TransactionLog, type WrittenEvent } from './transaction-log';
@@ -34,6 +35,21 @@ interface Written {
 
 const OWN_LISTENER = 'assertWritePathAttached';
 
+/** A prepared plan a migration made stale (0A000), met inside a transaction, which it aborted. */
+class StalePlan extends Error {
+  constructor(readonly failure: QueryFailedError) {
+    super(failure.message);
+  }
+
+  /** In the caller's transaction: nothing was written, and running the transaction again works. */
+  asConcurrencyError(definition: AggregateDefinition, id: unknown): ConcurrencyError {
+    return new ConcurrencyError(definition.name, id, undefined, undefined, true, {
+      cause: this.failure,
+      detail: `${this.failure.message}: a migration changed the table under a prepared statement, which the library prepares again; the transaction was aborted, run it again`,
+    });
+  }
+}
+
 /**
  * The one-statement write of `es.append` and commands: when the caller's aggregate instance has
  * a known stored state (or the event creates its aggregate), `apply` runs on a copy of that state
@@ -43,7 +59,6 @@ const OWN_LISTENER = 'assertWritePathAttached';
  * `false` before changing anything and the locked path writes the event.
  */
 export class FastPath {
-  readonly #names = new StatementNames();
   readonly #libraryColumnsOnly = new WeakMap<EntityMetadata, boolean>();
 
   constructor(
@@ -138,9 +153,10 @@ export class FastPath {
     const queryRunner = given ?? this.dataSource.createQueryRunner();
     const inTransaction = queryRunner.isTransactionActive;
     const triggers = this.reactions.hasTriggers(event);
+    let failure: unknown;
     try {
       if (!inTransaction && !triggers) {
-        const row = await this.#query(queryRunner, statement, parameters, true, definition, id);
+        const row = await this.#query(queryRunner, statement, parameters, definition, id, 'autocommit');
         if (!row) return undefined;
         const written = this.#take(event, definition, statement, row);
         if (caller) rememberReturnedState(definition, caller, written.stored);
@@ -148,63 +164,81 @@ export class FastPath {
         this.onCommitted([{ event, definition, depth: 1, eventBefore, outbox: written.outbox }]);
         return written;
       }
-      if (!inTransaction) await queryRunner.startTransaction();
-      try {
-        const row = await this.#query(queryRunner, statement, parameters, false, definition, id);
-        if (!row) {
+      for (let attempt = 1; ; attempt += 1) {
+        if (!inTransaction) await queryRunner.startTransaction();
+        try {
+          const row = await this.#query(queryRunner, statement, parameters, definition, id, inTransaction ? 'caller' : 'own');
+          if (!row) {
+            if (!inTransaction) await queryRunner.commitTransaction();
+            return undefined;
+          }
+          const written = this.#take(event, definition, statement, row);
+          const depth = transactionDepthOf(queryRunner);
+          const callerBefore = caller && this.log.needsSnapshot(queryRunner, caller, depth) ? definition.snapshot(caller) : undefined;
+          if (caller) rememberReturnedState(definition, caller, written.stored);
+          this.log.record(
+            queryRunner,
+            { event, definition, depth, eventBefore, outbox: written.outbox.length > 0 ? written.outbox : undefined },
+            caller && callerBefore ? { instance: caller, columns: callerBefore } : undefined,
+          );
+          if (triggers) await this.queue.runOnConnection(queryRunner, () => this.reactions.runTriggers(queryRunner.manager, definition, event));
+          pendingWriteOf(event).awaitingCommit = true;
           if (!inTransaction) await queryRunner.commitTransaction();
-          return undefined;
+          return written;
+        } catch (error) {
+          if (!inTransaction && queryRunner.isTransactionActive) await queryRunner.rollbackTransaction().catch(() => undefined);
+          // The statement is the transaction's first: after a stale plan, start it again once.
+          if (error instanceof StalePlan && !inTransaction && attempt === 1) continue;
+          throw error instanceof StalePlan ? error.asConcurrencyError(definition, id) : error;
         }
-        const written = this.#take(event, definition, statement, row);
-        const depth = transactionDepthOf(queryRunner);
-        const callerBefore = caller && this.log.needsSnapshot(queryRunner, caller, depth) ? definition.snapshot(caller) : undefined;
-        if (caller) rememberReturnedState(definition, caller, written.stored);
-        this.log.record(
-          queryRunner,
-          { event, definition, depth, eventBefore, outbox: written.outbox.length > 0 ? written.outbox : undefined },
-          caller && callerBefore ? { instance: caller, columns: callerBefore } : undefined,
-        );
-        if (triggers) await this.queue.runOnConnection(queryRunner, () => this.reactions.runTriggers(queryRunner.manager, definition, event));
-        pendingWriteOf(event).awaitingCommit = true;
-        if (!inTransaction) await queryRunner.commitTransaction();
-        return written;
-      } catch (error) {
-        if (!inTransaction && queryRunner.isTransactionActive) await queryRunner.rollbackTransaction().catch(() => undefined);
-        throw error;
       }
+    } catch (error) {
+      failure = error;
+      throw error;
     } finally {
-      if (!given) await queryRunner.release();
+      if (!given) {
+        // A connection that broke must not go back to the pool, where the next query would meet it.
+        if (isConnectionLoss(failure)) await (queryRunner as QueryRunner & { releasePostgresConnection(error: unknown): Promise<void> }).releasePostgresConnection(failure);
+        else await queryRunner.release();
+      }
     }
   }
 
-  /** Sends the statement, logged like TypeORM's own queries; once more if a migration made it stale. */
+  /**
+   * Sends the statement, logged like TypeORM's own queries. In autocommit, once more if a
+   * migration made its prepared plan stale; in a transaction, which that error aborts, the
+   * caller decides ({@link StalePlan}).
+   */
   async #query(
     queryRunner: QueryRunner,
     statement: FastStatement,
     parameters: unknown[],
-    autocommit: boolean,
     definition: AggregateDefinition,
     aggregateId: unknown,
+    transaction: 'autocommit' | 'own' | 'caller',
   ): Promise<Record<string, unknown> | undefined> {
     const logger = this.dataSource.logger;
     const client = (await queryRunner.connect()) as { query(config: object): Promise<{ rows: Record<string, unknown>[] }> };
     for (let attempt = 1; ; attempt += 1) {
       const named = this.options.statements === 'named';
       logger.logQuery(statement.text, parameters, queryRunner);
+      const started = Date.now();
       try {
-        const config = named ? { name: this.#names.nameOf(statement.text), text: statement.text, values: parameters } : { text: statement.text, values: parameters };
+        const config = named ? { name: statementName(statement.text), text: statement.text, values: parameters } : { text: statement.text, values: parameters };
         const result = await client.query(config);
+        const slowAfter = this.dataSource.options.maxQueryExecutionTime;
+        if (slowAfter && Date.now() - started > slowAfter) logger.logQuerySlow(Date.now() - started, statement.text, parameters, queryRunner);
         return result.rows[0];
       } catch (error) {
         logger.logQueryError(error as Error, statement.text, parameters, queryRunner);
-        const code = (error as { code?: string }).code;
-        if (code === '0A000' && named) {
+        if ((error as { code?: string }).code === '0A000' && named) {
           // "cached plan must not change result type": a migration changed the table under
           // this connection's prepared statement. A new name is prepared afresh everywhere.
-          this.#names.retire(statement.text);
-          if (autocommit && attempt === 1) continue;
+          retireStatementName(statement.text);
+          if (transaction === 'autocommit' && attempt === 1) continue;
+          throw new StalePlan(new QueryFailedError(statement.text, parameters, error as Error));
         }
-        if (autocommit && isConnectionLoss(error)) {
+        if (transaction === 'autocommit' && isConnectionLoss(error)) {
           // The statement is its own transaction: it may have committed just before the loss.
           throw new ConnectionLostError(definition.name, aggregateId, error, true);
         }

@@ -19,9 +19,9 @@ export interface FastStatement {
   readonly returned: readonly ColumnMetadata[];
 }
 
-/** The aggregate's columns as SQL can return them: every stored column. */
+/** The aggregate's columns as a `find` loads them: every stored column but `select: false` ones. */
 function returnedColumns(definition: AggregateDefinition): ColumnMetadata[] {
-  return definition.metadata.columns.filter((column) => !column.isVirtual);
+  return definition.metadata.columns.filter((column) => !column.isVirtual && column.isSelect);
 }
 
 function eventsColumn(events: EntityMetadata, property: string): string {
@@ -67,7 +67,10 @@ export function rowUpdate(definition: AggregateDefinition, changed: readonly Col
   const updateDate = definition.metadata.updateDateColumn;
   if (updateDate) assignments.push(`${driver.escape(updateDate.databaseName)} = CURRENT_TIMESTAMP`);
   const id = changed.length + 1;
-  const condition = conditional ? ` AND ${version} = $${id + 1}` : '';
+  // A soft-deleted row is one TypeORM (and the locked path) does not find.
+  const deleteDate = definition.metadata.deleteDateColumn;
+  const notDeleted = deleteDate ? ` AND ${driver.escape(deleteDate.databaseName)} IS NULL` : '';
+  const condition = conditional ? ` AND ${version} = $${id + 1}${notDeleted}` : '';
   const text = `UPDATE ${tableSql(driver, definition.metadata)} SET ${assignments.join(', ')}
   WHERE ${driver.escape(definition.primaryColumn.databaseName)} = $${id}${condition}
   RETURNING ${returning(driver, returned)}`;
@@ -105,22 +108,22 @@ export function hasOnlyLibraryColumns(metadata: EntityMetadata): boolean {
   return metadata.columns.every((column) => EVENT_PROPERTIES.includes(column.propertyName) || column.isDiscriminator);
 }
 
+/** Statement texts and their names, for the whole process: two instances never reuse a name. */
+const names = new Map<string, string>();
+let lastName = 0;
+
 /**
- * Names for prepared statements, one per statement text. A name whose plan PostgreSQL refused
- * after a migration (0A000) is retired, and the text gets a new name, prepared afresh on every
- * connection.
+ * The name of a statement text's prepared statement. A name whose plan PostgreSQL refused after
+ * a migration (0A000) is retired, and the text gets a new name, prepared afresh on every
+ * connection. Names are unique in the process, so a connection that prepared one for some text
+ * (perhaps for an EventSourcing instance closed since) never meets it for another text.
  */
-export class StatementNames {
-  readonly #names = new Map<string, string>();
-  #next = 0;
+export function statementName(text: string): string {
+  let name = names.get(text);
+  if (!name) names.set(text, (name = `typeorm_es_${(lastName += 1)}`));
+  return name;
+}
 
-  nameOf(text: string): string {
-    let name = this.#names.get(text);
-    if (!name) this.#names.set(text, (name = `typeorm_es_${(this.#next += 1)}`));
-    return name;
-  }
-
-  retire(text: string): void {
-    this.#names.delete(text);
-  }
+export function retireStatementName(text: string): void {
+  names.delete(text);
 }

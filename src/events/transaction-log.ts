@@ -44,6 +44,8 @@ interface CallerSnapshot {
 interface OpenTransaction {
   events: WrittenEvent[];
   callers: CallerSnapshot[];
+  /** Aggregate instances loaded in the transaction: what they hold is stored only if it commits. */
+  loaded: { instance: object; depth: number }[];
   /** Stops watching the connection (see TransactionLog.record). */
   unwatch: () => void;
 }
@@ -71,10 +73,24 @@ export class TransactionLog {
 
   /** Notes a written event, and the caller's instance as it was before, when it was copied. */
   record(queryRunner: QueryRunner, written: WrittenEvent, caller?: { instance: ObjectLiteral; columns: Map<ColumnMetadata, unknown> }): void {
-    let open = this.#open.get(queryRunner);
-    if (!open) this.#open.set(queryRunner, (open = { events: [], callers: [], unwatch: this.#watch(queryRunner) }));
+    const open = this.#opened(queryRunner);
     open.events.push(written);
     if (caller) open.callers.push({ caller: caller.instance, definition: written.definition, depth: written.depth, columns: caller.columns });
+  }
+
+  /**
+   * Notes an aggregate instance TypeORM loaded in this transaction, so that its stored state is
+   * forgotten if the transaction (or the savepoint it was loaded in) does not commit: it may
+   * hold what the transaction wrote.
+   */
+  noteLoad(queryRunner: QueryRunner, instance: object): void {
+    this.#opened(queryRunner).loaded.push({ instance, depth: transactionDepthOf(queryRunner) });
+  }
+
+  #opened(queryRunner: QueryRunner): OpenTransaction {
+    let open = this.#open.get(queryRunner);
+    if (!open) this.#open.set(queryRunner, (open = { events: [], callers: [], loaded: [], unwatch: this.#watch(queryRunner) }));
+    return open;
   }
 
   /** Notes the outbox rows written for an event recorded earlier in this transaction. */
@@ -95,6 +111,7 @@ export class TransactionLog {
     const depth = transactionDepthOf(queryRunner);
     if (depth > 0) {
       for (const entry of open.events) entry.depth = Math.min(entry.depth, depth);
+      for (const entry of open.loaded) entry.depth = Math.min(entry.depth, depth);
       // The released savepoint's copies merge into the enclosing level: a copy that level took
       // itself is older and wins; otherwise the released copy is that level's state before its
       // first write (a copy at a shallower level says nothing about this one).
@@ -134,9 +151,11 @@ export class TransactionLog {
       // The write it remembered did not happen; what the row holds is read again next time.
       forgetStoredState(snapshot.caller);
     }
+    for (const entry of open.loaded) if (entry.depth >= fromDepth) forgetStoredState(entry.instance);
     open.events = open.events.filter((entry) => entry.depth < fromDepth);
     open.callers = open.callers.filter((snapshot) => snapshot.depth < fromDepth);
-    if (fromDepth <= 1 || open.events.length === 0) this.#close(queryRunner, open);
+    open.loaded = open.loaded.filter((entry) => entry.depth < fromDepth);
+    if (fromDepth <= 1 || (open.events.length === 0 && open.callers.length === 0 && open.loaded.length === 0)) this.#close(queryRunner, open);
   }
 
   #close(queryRunner: QueryRunner, open: OpenTransaction): void {

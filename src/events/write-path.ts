@@ -103,6 +103,8 @@ export async function writeEvent(
   definition: AggregateDefinition,
   event: AggregateEvent,
   log: TransactionLog,
+  /** Whether the write may start from the caller's stored state (`fastPath` not false). */
+  fromStoredState = true,
 ): Promise<void> {
   const queryRunner = manager.queryRunner;
   if (!queryRunner || !queryRunner.isTransactionActive) {
@@ -130,7 +132,7 @@ export async function writeEvent(
         forgetStoredState(caller);
       }
     } else {
-      const stored = await updateAggregate(manager, definition, event, existingId, pending.expectedVersion, caller);
+      const stored = await updateAggregate(manager, definition, event, existingId, pending.expectedVersion, fromStoredState ? caller : undefined);
       event.aggregateId = stored.get(definition.primaryColumn);
       if (caller) rememberReturnedState(definition, caller, stored);
     }

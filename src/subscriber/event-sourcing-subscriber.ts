@@ -44,6 +44,8 @@ export class EventSourcingSubscriber implements EntitySubscriberInterface {
     private readonly onCommitted: (written: WrittenEvent[]) => void,
     private readonly reactions: Reactions,
     private readonly onDirectWrite: (warning: DirectWriteError) => void,
+    /** `fastPath: false` writes every event under the row lock, `manager.save` included. */
+    private readonly fromStoredState = true,
   ) {}
 
   /** The last piece of work queued on each connection; see #serial. */
@@ -79,7 +81,7 @@ export class EventSourcingSubscriber implements EntitySubscriberInterface {
     const outer = this.#running.getStore();
     const write = this.#serial(event.queryRunner, async () => {
       this.#assertNoSelfDeadlock(outer, event.queryRunner, definition, entity);
-      await writeEvent(event.manager, definition, entity, this.log);
+      await writeEvent(event.manager, definition, entity, this.log, this.fromStoredState);
     });
     // Also when the work never ran because work queued before it failed.
     return write.catch((error: unknown) => {
@@ -137,6 +139,7 @@ export class EventSourcingSubscriber implements EntitySubscriberInterface {
     const aggregate = this.registry.forAggregateMetadata(metadata);
     if (aggregate) {
       rememberStoredState(aggregate, entity);
+      if (event.queryRunner?.isTransactionActive) this.log.noteLoad(event.queryRunner, entity);
       for (const relation of metadata.oneToManyRelations) {
         const events = relation.getEntityValue(entity);
         if (Array.isArray(events) && this.registry.forEventsMetadata(relation.inverseEntityMetadata)) {

@@ -108,7 +108,7 @@ writePathLint('es.append with fastPath: false, with async reactors on a queue', 
   attach: withQueue('append-locked', {}, { fastPath: false }),
   outbox: reactors,
   inTransactions: true,
-  expectedPath: 'transactional',
+  expectedPath: 'locked',
 });
 
 writePathLint("es.append with statements: 'unnamed', with async reactors on a queue", ({ es, manager, event }) => es.append(event, { manager }), {

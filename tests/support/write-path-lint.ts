@@ -107,8 +107,6 @@ export interface WritePathLintOptions {
    * - `'conditional'`: a transaction whose only aggregate statement is an UPDATE ... RETURNING
    *   (no SELECT ... FOR UPDATE), as manager.save(event) does;
    * - `'locked'`: a transaction with SELECT ... FOR UPDATE, and no one-statement attempt;
-   * - `'transactional'`: a transaction of its own and no one-statement write: under the row
-   *   lock, or with the UPDATE conditional on the version (`'conditional'`);
    * - `'transaction'`: one transaction, committed once, holding the event (the one statement
    *   may be in it, e.g. with trigger reactors).
    * Unset: not checked.
@@ -116,7 +114,7 @@ export interface WritePathLintOptions {
   expectedPath?: ExpectedPath;
 }
 
-export type ExpectedPath = 'fast' | 'conditional' | 'locked' | 'transactional' | 'transaction';
+export type ExpectedPath = 'fast' | 'conditional' | 'locked' | 'transaction';
 
 const tables = { aggregate: 'subscription', events: 'subscription_events' };
 
@@ -137,7 +135,6 @@ function expectPath(path: ExpectedPath | undefined, statements: LoggedStatement[
     expect([shape.transactions.length, shape.commits.length, shape.rollbacks.length]).toEqual([1, 1, 0]);
     const runner = shape.transactions[0].runner;
     expect(shape.eventInserts.filter((statement) => statement.runner === runner).length).toBeGreaterThanOrEqual(1);
-    if (path === 'transactional') expect(shape.oneStatementWrites).toEqual([]);
     if (path === 'conditional') {
       expect(shape.lockedReads).toEqual([]);
       expect(shape.aggregateStatements.map((statement) => /^\s*UPDATE\b[^]*\bRETURNING\b/i.test(statement.sql))).toEqual([true]);
