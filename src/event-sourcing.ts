@@ -88,6 +88,11 @@ const attached = new Map<DataSource, EventSourcing>();
 export interface EventSourcingInternals {
   readonly dataSource: DataSource;
   readonly registry: EventSourcingRegistry;
+  /**
+   * Writes consecutive events of one aggregate instance in one statement, in `manager`'s
+   * transaction; `false` (nothing written) when they must be appended one at a time.
+   */
+  appendMany(events: readonly AggregateEvent[], manager: EntityManager): Promise<boolean>;
 }
 const internals = new WeakMap<EventSourcing, EventSourcingInternals>();
 
@@ -162,7 +167,7 @@ export class EventSourcing {
       this.#fastPath = new FastPath(dataSource, reactors.reactions, log, this.#subscriber, committed, { statements: options.statements ?? 'named' });
     }
     this.schema = eventSourcingSchema(dataSource, registry.definitions);
-    internals.set(this, { dataSource, registry });
+    internals.set(this, { dataSource, registry, appendMany: (events, manager) => this.#appendMany(events, manager) });
   }
 
   /**
@@ -396,6 +401,22 @@ export class EventSourcing {
     markAttached(this.#eventsClasses, false);
     this.#listeners.clear();
     await this.#reactors.close();
+  }
+
+  async #appendMany(events: readonly AggregateEvent[], manager: EntityManager): Promise<boolean> {
+    this.#assertOpen();
+    const first = events[0];
+    if (!this.#fastPath || !first || !this.#dataSource.hasMetadata(first.constructor)) return false;
+    const definition = this.#registry.forEventsMetadata(this.#dataSource.getMetadata(first.constructor));
+    if (!definition) return false;
+    try {
+      return await this.#fastPath.tryAppendMany(events, definition, manager);
+    } catch (error) {
+      const aggregate = pendingWriteOf(first).aggregate;
+      const aggregateId = aggregate ? definition.idOf(aggregate) : undefined;
+      if (isConnectionLoss(error) && !(error instanceof ConnectionLostError)) throw new ConnectionLostError(definition.name, aggregateId, error);
+      throw asConcurrencyError(error, definition, aggregateId);
+    }
   }
 
   #committed(written: WrittenEvent[]): void {

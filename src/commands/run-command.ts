@@ -46,6 +46,18 @@ async function assignAndValidate(command: Command<any>, name: string, records: A
   if (issues.length > 0) throw new ValidationError(name, issues);
 }
 
+/** The events split into runs of consecutive events on the same aggregate instance. */
+function runsOfOneAggregate(events: AggregateEvent[]): AggregateEvent[][] {
+  const runs: AggregateEvent[][] = [];
+  for (const event of events) {
+    const last = runs[runs.length - 1];
+    const aggregate = pendingWriteOf(event).aggregate;
+    if (last && aggregate !== undefined && pendingWriteOf(last[0]).aggregate === aggregate) last.push(event);
+    else runs.push([event]);
+  }
+  return runs;
+}
+
 /**
  * The command pipeline (see `Command`): validate, skip no-ops, build, write with the loaded
  * versions as expected versions, and on a conflict reload and start over.
@@ -103,8 +115,12 @@ export async function runCommand(
       if (!Array.isArray(built)) return await es.append(built as AggregateEvent, { manager });
       const saved = await manager.transaction(async (transaction) => {
         const written: AggregateEvent[] = [];
-        // One statement per event on the fast path, all in this transaction.
-        for (const event of events) written.push(await es.append(event as AggregateEvent, { manager: transaction }));
+        // Consecutive events of one aggregate in one statement where the fast path can, else one
+        // at a time (one statement each on the fast path), all in this transaction.
+        for (const run of runsOfOneAggregate(events as AggregateEvent[])) {
+          if (run.length > 1 && (await internals.appendMany(run, transaction))) written.push(...run);
+          else for (const event of run) written.push(await es.append(event, { manager: transaction }));
+        }
         return written;
       });
       return saved;

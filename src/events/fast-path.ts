@@ -1,7 +1,7 @@
 import { QueryFailedError, type DataSource, type EntityManager, type EntityMetadata, type EntitySubscriberInterface, type ObjectLiteral, type QueryRunner } from 'typeorm';
 import type { AggregateDefinition, ColumnMetadata } from '../aggregates/aggregate-definition';
 import { assertAggregateId } from '../aggregates/aggregate-id';
-import { rememberReturnedState } from '../aggregates/stored-state';
+import { rememberReturnedState, workingCopy } from '../aggregates/stored-state';
 import { isConnectionLoss } from '../errors/connection-loss';
 import { ConnectionLostError } from '../errors/connection-lost-error';
 import { ConcurrencyError } from '../errors/concurrency-error';
@@ -10,7 +10,7 @@ import type { OutboxRow } from '../reactors/outbox';
 import type { Reactions } from '../reactors/reactions';
 import { currentTrigger } from '../reactors/trigger-scope';
 import type { AggregateEvent } from './aggregate-event';
-import { hasOnlyLibraryColumns, insertStatement, retireStatementName, statementName, updateStatement, type FastStatement } from './fast-statement';
+import { hasOnlyLibraryColumns, insertStatement, retireStatementName, statementName, updateManyStatement, updateStatement, type FastStatement } from './fast-statement';
 import { markHot } from './hot-aggregates';
 import { pendingWriteOf } from './pending-write';
 import { eventFieldsOf, restoreEventFields, transactionDepthOf, type TransactionLog, type WrittenEvent } from './transaction-log';
@@ -119,6 +119,109 @@ export class FastPath {
       restoreEventFields(event, eventBefore);
       pending.state = undefined;
       throw error;
+    }
+  }
+
+  /**
+   * Several consecutive events of one aggregate instance, in the caller's transaction (a
+   * command's): one statement for all of them, from the instance's stored state. Answers `false`,
+   * having changed nothing, whenever one event at a time is needed.
+   */
+  async tryAppendMany(events: readonly AggregateEvent[], definition: AggregateDefinition, manager: EntityManager): Promise<boolean> {
+    const queryRunner = manager.queryRunner;
+    if (!queryRunner?.isTransactionActive || currentTrigger() !== undefined || manager.connection !== this.dataSource || events.length < 2) return false;
+    const caller = pendingWriteOf(events[0]).aggregate as ObjectLiteral | undefined;
+    const id = caller ? definition.idOf(caller) : undefined;
+    if (!caller || id === undefined || id === null) return false;
+    for (const [index, event] of events.entries()) {
+      const pending = pendingWriteOf(event);
+      const metadata = this.dataSource.hasMetadata(event.constructor) ? this.dataSource.getMetadata(event.constructor) : undefined;
+      if (!metadata || metadata.tablePath !== definition.eventsMetadata.tablePath) return false;
+      if (!pending.built || pending.state || pending.aggregate !== caller || (index > 0 && pending.expectedVersion !== undefined)) return false;
+      if (event.id !== undefined && event.id !== null) return false;
+      if (!this.#hasOnlyLibraryColumns(metadata) || this.#hasForeignInsertHooks(metadata, OWN_LISTENER) || this.reactions.hasTriggers(event)) return false;
+    }
+    assertAggregateId(definition, events[0].type, id);
+    const state = usableStoredState(definition, caller, pendingWriteOf(events[0]).expectedVersion);
+    if (!state) return false;
+    const before = events.map((event) => eventFieldsOf(event));
+    const giveUp = () => {
+      events.forEach((event, index) => {
+        restoreEventFields(event, before[index]);
+        pendingWriteOf(event).state = undefined;
+      });
+      return false;
+    };
+    for (const event of events) pendingWriteOf(event).state = 'in flight';
+    try {
+      for (const event of events) assertStorable(event);
+      const copy = workingCopy(state);
+      for (const event of events) {
+        event.createdAt = new Date();
+        let result: ObjectLiteral;
+        try {
+          result = applyEvent(event, copy.aggregate, definition, id);
+        } catch {
+          return giveUp();
+        }
+        // Each event must apply to what the one before left: the copy, watched for what it reads.
+        if (result !== copy.aggregate) return giveUp();
+      }
+      if (copy.readUnvouched()) return giveUp();
+      const changed = definition.changedColumns(state.columns, copy.target);
+      const reactors = events.map((event) => this.reactions.asyncReactorNames(event));
+      const outbox = reactors.some((names) => names.length > 0);
+      const statement = updateManyStatement(definition, changed, outbox);
+      const driver = this.dataSource.driver;
+      const data = definition.eventsMetadata.findColumnWithPropertyName('data')!;
+      const metadataColumn = definition.eventsMetadata.findColumnWithPropertyName('metadata')!;
+      const parameters = [
+        ...rowUpdateParameters(definition, copy.target, changed, id),
+        state.version,
+        events.length,
+        events.map((event) => this.dataSource.getMetadata(event.constructor).discriminatorValue),
+        events.map((event) => driver.preparePersistentValue(event.data, data)),
+        events.map((event) => driver.preparePersistentValue(event.metadata, metadataColumn)),
+        events.map((event) => event.createdAt),
+      ];
+      if (outbox) {
+        parameters.push(
+          definition.eventsMetadata.tableName,
+          reactors.flatMap((names, index) => names.map(() => index + 1)),
+          reactors.flat(),
+        );
+      }
+      const row = await this.#query(queryRunner, statement, parameters, definition, id, 'caller');
+      if (!row) {
+        markHot(definition, id);
+        return giveUp();
+      }
+      const stored = returnedState(definition, statement, row);
+      const written = (row.events as { id: string; position: string; txId: string; schemaVersion: number; version: number }[]).sort((a, b) => a.version - b.version);
+      const outboxRows = (row.outbox as OutboxRow[] | undefined) ?? [];
+      const depth = transactionDepthOf(queryRunner);
+      const callerBefore = this.log.needsSnapshot(queryRunner, caller, depth) ? definition.snapshot(caller) : undefined;
+      rememberReturnedState(definition, caller, stored);
+      events.forEach((event, index) => {
+        const fields = written[index];
+        event.aggregateId = stored.get(definition.primaryColumn);
+        event.version = fields.version;
+        event.id = Number(fields.id);
+        event.position = Number(fields.position);
+        event.txId = Number(fields.txId);
+        event.schemaVersion = fields.schemaVersion;
+        const rows = outboxRows.filter((outboxRow) => outboxRow.eventId === event.id);
+        this.log.record(
+          queryRunner,
+          { event, definition, depth, eventBefore: before[index], outbox: rows.length > 0 ? rows : undefined },
+          index === 0 && callerBefore ? { instance: caller, columns: callerBefore } : undefined,
+        );
+        pendingWriteOf(event).awaitingCommit = true;
+      });
+      return true;
+    } catch (error) {
+      giveUp();
+      throw error instanceof StalePlan ? error.asConcurrencyError(definition, id) : error;
     }
   }
 

@@ -58,12 +58,12 @@ function returning(driver: Driver, returned: readonly ColumnMetadata[]): string 
  * Parameters are the changed columns' values, then the id, then, when `conditional`, the version
  * the row must still be at.
  */
-export function rowUpdate(definition: AggregateDefinition, changed: readonly ColumnMetadata[], conditional: boolean): FastStatement {
+export function rowUpdate(definition: AggregateDefinition, changed: readonly ColumnMetadata[], conditional: boolean, step = '1'): FastStatement {
   const driver = definition.metadata.connection.driver;
   const returned = returnedColumns(definition);
   const assignments = changed.map((column, index) => `${driver.escape(column.databaseName)} = $${index + 1}`);
   const version = driver.escape(definition.versionColumn.databaseName);
-  assignments.push(`${version} = ${version} + 1`);
+  assignments.push(`${version} = ${version} + ${step}`);
   const updateDate = definition.metadata.updateDateColumn;
   if (updateDate) assignments.push(`${driver.escape(updateDate.databaseName)} = CURRENT_TIMESTAMP`);
   const id = changed.length + 1;
@@ -86,6 +86,41 @@ export function updateStatement(definition: AggregateDefinition, changed: readon
   const driver = definition.metadata.connection.driver;
   const update = rowUpdate(definition, changed, true);
   const text = `WITH "a" AS (${update.text})${eventAndOutbox(driver, definition, update.returned, changed.length + 3, outbox)}`;
+  return { text, returned: update.returned };
+}
+
+/**
+ * Several events of one aggregate, in order, conditional on the version before the first:
+ * parameters are the changed columns' values, then id, expected version and the number of
+ * events, then arrays of their types, data, metadata and createdAt, then the events table and
+ * the outbox rows as arrays of (event ordinal, reactor name). Returns one row: the aggregate's
+ * columns, `events` (a JSON array of the events' ids, positions, txId, schemaVersion, version)
+ * and `outbox`.
+ */
+export function updateManyStatement(definition: AggregateDefinition, changed: readonly ColumnMetadata[], outbox: boolean): FastStatement {
+  const driver = definition.metadata.connection.driver;
+  const first = changed.length + 3;
+  const update = rowUpdate(definition, changed, true, `$${first}`);
+  const events = definition.eventsMetadata;
+  const column = (property: string) => eventsColumn(events, property);
+  const id = `"c${update.returned.indexOf(definition.primaryColumn)}"`;
+  const version = `"c${update.returned.indexOf(definition.versionColumn)}"`;
+  const [count, types, data, metadata, createdAt, table, ordinals, reactors] = [0, 1, 2, 3, 4, 5, 6, 7].map((offset) => `$${first + offset}`);
+  let text = `WITH "a" AS (${update.text}), "e" AS (INSERT INTO ${tableSql(driver, events)} (${column('aggregateId')}, ${column('version')}, ${column('type')}, ${column('data')}, ${column('metadata')}, ${column('createdAt')})
+  SELECT "a".${id}, "a".${version} - ${count}::int + "x"."ordinal", "x"."type", "x"."data", "x"."metadata", "x"."createdAt"
+  FROM "a", unnest(${types}::varchar[], ${data}::jsonb[], ${metadata}::jsonb[], ${createdAt}::timestamptz[]) WITH ORDINALITY AS "x"("type", "data", "metadata", "createdAt", "ordinal")
+  ORDER BY "x"."ordinal"
+  RETURNING ${column('id')} AS "id", ${column('position')} AS "position", ${column('txId')} AS "txId", ${column('schemaVersion')} AS "schemaVersion", ${column('version')} AS "version", ${column('type')} AS "type")`;
+  if (outbox) {
+    text += `, "o" AS (INSERT INTO ${libraryObject(driver, OUTBOX_TABLE)} (events_table, event_id, event_position, event_type, reactor)
+  SELECT ${table}::text, "e"."id", "e"."position", "e"."type", "r"."reactor"
+  FROM "a", "e", unnest(${ordinals}::int[], ${reactors}::text[]) AS "r"("ordinal", "reactor")
+  WHERE "e"."version" = "a".${version} - ${count}::int + "r"."ordinal"
+  RETURNING ${OUTBOX_RETURNING})`;
+  }
+  const outboxRows = outbox ? `, (SELECT coalesce(json_agg("o"), '[]'::json) FROM "o") AS "outbox"` : '';
+  text += `
+SELECT "a".*, (SELECT json_agg(json_build_object('id', "e"."id"::text, 'position', "e"."position"::text, 'txId', "e"."txId"::text, 'schemaVersion', "e"."schemaVersion", 'version', "e"."version")) FROM "e") AS "events"${outboxRows} FROM "a"`;
   return { text, returned: update.returned };
 }
 
