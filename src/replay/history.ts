@@ -1,4 +1,4 @@
-import { In, type EntityManager } from 'typeorm';
+import type { EntityManager } from 'typeorm';
 import type { AggregateDefinition } from '../aggregates/aggregate-definition';
 import { assertAggregateId } from '../aggregates/aggregate-id';
 import { AggregateNotFoundError } from '../errors/aggregate-not-found-error';
@@ -20,20 +20,20 @@ export async function assertExists(manager: EntityManager, definition: Aggregate
   if (!exists) throw new AggregateNotFoundError(definition.name, id);
 }
 
-/** The events of several aggregates, grouped by aggregate id, each group in version order. */
-export async function loadHistories(
-  manager: EntityManager,
-  definition: AggregateDefinition,
-  ids: readonly unknown[],
-): Promise<Map<string, AggregateEvent[]>> {
-  // Keyed by String(id): raw ids and hydrated ids of one row may differ in type (bigint).
-  const events = await manager.find<AggregateEvent>(definition.eventsMetadata.target, {
-    where: { aggregateId: In(ids as unknown[]) },
-    order: { aggregateId: 'ASC', version: 'ASC' },
-  });
-  const byId = new Map<string, AggregateEvent[]>(ids.map((id) => [String(id), []]));
-  for (const event of events) byId.get(String(event.aggregateId))?.push(event);
-  return byId;
+/**
+ * An aggregate's id as the database returns it (for raw queries, in which an id given by a caller
+ * may be of another JavaScript type: a number for a bigint key).
+ *
+ * @throws AggregateNotFoundError when there is no such row.
+ */
+export async function rawIdsOf(manager: EntityManager, definition: AggregateDefinition, id: unknown): Promise<unknown[]> {
+  const rows: { id: unknown }[] = await manager
+    .createQueryBuilder(definition.target, 'aggregate')
+    .select(`aggregate.${definition.primaryColumn.propertyPath}`, 'id')
+    .whereInIds([id])
+    .getRawMany();
+  if (rows.length === 0) throw new AggregateNotFoundError(definition.name, id);
+  return rows.map((row) => row.id);
 }
 
 /**

@@ -1,11 +1,13 @@
-import { LessThanOrEqual, type EntityManager, type ObjectLiteral } from 'typeorm';
+import type { EntityManager, ObjectLiteral } from 'typeorm';
 import type { AggregateDefinition } from '../aggregates/aggregate-definition';
 import { assertAggregateId } from '../aggregates/aggregate-id';
 import { assertObjectArgument, UsageError } from '../errors/usage-error';
 import { VersionOutOfRangeError } from '../errors/version-out-of-range-error';
 import type { AggregateEvent } from '../events/aggregate-event';
+import { getMetadataStorage } from '../metadata/metadata-storage';
+import { DEFAULT_EVENT_BATCH_SIZE, EventReader } from './event-reader';
 import { assertExists } from './history';
-import { assertReplayable, replayEvents } from './replay-events';
+import { assertReplayable, replayEvent, replayStart } from './replay-events';
 
 /** Which moment of an aggregate's life `stateAt` shows: after a version, or at a point in time. */
 export type StateAtOptions =
@@ -31,24 +33,36 @@ export async function stateAt(
   const subject = `stateAt(${definition.name})`;
   assertAggregateId(definition, subject, id);
   const moment = momentOf(subject, options);
-  const events = await manager.find<AggregateEvent>(definition.eventsMetadata.target, {
-    where: 'version' in moment
-      ? { aggregateId: id, version: LessThanOrEqual(moment.version) }
-      : { aggregateId: id, createdAt: LessThanOrEqual(moment.at) },
-    order: { version: 'ASC' },
-  });
-  if (events.length === 0) await assertExists(manager, definition, id);
+  let replayed: ObjectLiteral | null = null;
+  let first: AggregateEvent | undefined;
+  let replayable = false;
+  let version = 0;
   // Versions are contiguous from 1; a later version written earlier (clock skew between
   // writers) must not be replayed past a gap.
-  let run = 0;
-  while (run < events.length && events[run].version === run + 1) run += 1;
-  const replayed = events.slice(0, run);
-  if ('version' in moment && replayed.length < moment.version) {
-    throw new VersionOutOfRangeError(definition.name, id, moment.version, replayed.length);
+  reading: for await (const events of EventReader.of(definition).historyOf(manager, id, moment, DEFAULT_EVENT_BATCH_SIZE)) {
+    for (const event of events) {
+      if (event.version !== version + 1) break reading;
+      if (!first) {
+        first = event;
+        replayable = createsAggregate(event);
+      }
+      // A history that cannot be replayed is still counted: a version out of range is the error
+      // to report first.
+      if (replayable) replayed = replayEvent(definition, replayed ?? (await replayStart(manager, definition, id)), id, event);
+      version = event.version;
+    }
   }
-  if (replayed.length === 0) return null;
-  assertReplayable(definition, id, replayed);
-  return replayEvents(manager, definition, id, replayed);
+  if (version === 0) await assertExists(manager, definition, id);
+  if ('version' in moment && version < moment.version) {
+    throw new VersionOutOfRangeError(definition.name, id, moment.version, version);
+  }
+  if (version === 0) return null;
+  assertReplayable(definition, id, first);
+  return replayed;
+}
+
+function createsAggregate(event: AggregateEvent): boolean {
+  return getMetadataStorage().eventTypeOf(event.constructor)?.creates === true;
 }
 
 /** The earliest instant PostgreSQL's timestamptz holds (4713 BC); JavaScript's Date reaches further back. */
