@@ -31,6 +31,25 @@ async function insertReplaySet(ctx: BenchContext, events: number, aggregates: nu
   await ctx.dataSource.query('ANALYZE ledger; ANALYZE ledger_events');
 }
 
+/** Empties the ledger tables between the sets of the replay group (events tables refuse TRUNCATE unless told). */
+async function emptyLedgers(ctx: BenchContext): Promise<void> {
+  await ctx.dataSource.transaction(async (manager) => {
+    await manager.query('SET LOCAL typeorm_es.allow_truncate = on');
+    await manager.query('TRUNCATE ledger_events, ledger RESTART IDENTITY');
+  });
+}
+
+/** Rows whose total or version is not the sum of their events (checked in SQL: cheaper than a second replay). */
+async function driftedRows(ctx: BenchContext): Promise<number> {
+  const [{ count }] = await ctx.dataSource.query(
+    `SELECT count(*)::int AS count FROM ledger l
+     JOIN (SELECT ledger_id, sum(CASE WHEN version = 1 THEN (data->>'total')::int ELSE (data->>'amount')::int END)::int AS total, max(version) AS version
+           FROM ledger_events GROUP BY ledger_id) s ON s.ledger_id = l.id
+     WHERE l.total <> s.total OR l.version <> s.version`,
+  );
+  return count;
+}
+
 /** The floor for verify: the same rows read with raw pg in key order and folded in plain JS. */
 async function rawFold(client: Client): Promise<number> {
   const { rows: ledgers } = await client.query('SELECT id, total, version FROM ledger ORDER BY id');
@@ -51,6 +70,9 @@ async function rawFold(client: Client): Promise<number> {
 }
 
 export async function replayCases(ctx: BenchContext): Promise<CaseResult[]> {
+  // First, while nothing has grown the heap yet: its figure is the process's peak RSS.
+  const memory = await rebuildAllMemory(ctx);
+  await emptyLedgers(ctx);
   const { events, aggregates } = ctx.config.replay;
   const total = Math.floor(events / aggregates) * aggregates;
   await insertReplaySet(ctx, events, aggregates);
@@ -79,11 +101,107 @@ export async function replayCases(ctx: BenchContext): Promise<CaseResult[]> {
       { ...ctx.config.replay, metric: 'throughput' },
     );
     const verified = results[0];
+    verified.key = 'replay.verify';
+    verified.extra = { peakRssMb: Math.round(verified.peakRssMb!), rawPeakRssMb: Math.round(verified.baselinePeakRssMb!) };
     verified.notes = `peak RSS ${verified.peakRssMb!.toFixed(0)} MB (raw fold: ${verified.baselinePeakRssMb!.toFixed(0)} MB); rates in events/s`;
-    return [verified, await rebuildAfterTampering(ctx, total, verified.baselineRate)];
+    const rebuilt = await rebuildAfterTampering(ctx, total, verified.baselineRate);
+    memory.median = memory.min = memory.max = memory.rate / verified.baselineRate;
+    memory.ratios = [memory.median];
+    memory.baselineRate = verified.baselineRate;
+    return [verified, rebuilt, await stateAtCase(ctx, client, aggregates + 1), memory];
   } finally {
     await client.end();
   }
+}
+
+/**
+ * rebuildAll over a set far larger than a batch (1,000 aggregates of 1,000 events; a fifth of
+ * that in --quick), every row tampered so that every row is replayed and written: the process's
+ * peak RSS while it runs, which batching by event count keeps to a few batches' worth.
+ */
+async function rebuildAllMemory(ctx: BenchContext): Promise<CaseResult> {
+  const aggregates = ctx.config.quick ? 200 : 1000;
+  const perAggregate = 1000;
+  const total = aggregates * perAggregate;
+  await insertReplaySet(ctx, total, aggregates);
+  await ctx.dataSource.query('UPDATE ledger SET total = total + 1');
+  const startRss = process.memoryUsage().rss / 2 ** 20;
+  const sampler = new RssSampler();
+  sampler.start();
+  const start = process.hrtime.bigint();
+  const progress = await ctx.es.rebuildAll(Ledger);
+  const seconds = Number(process.hrtime.bigint() - start) / 1e9;
+  const peak = sampler.stop() / 2 ** 20;
+  if (progress.rebuilt !== aggregates || (await driftedRows(ctx)) !== 0) {
+    throw new Error(`rebuildAll left drift: ${progress.rebuilt} of ${progress.total} rebuilt`);
+  }
+  return {
+    key: 'memory.rebuildAll',
+    extra: { peakRssMb: Math.round(peak), startRssMb: Math.round(startRss), seconds: Math.round(seconds * 10) / 10 },
+    group: 'memory',
+    name: `es.rebuildAll(${total} events of ${aggregates} aggregates${ctx.config.quick ? ', quick: a fifth of the full run' : ''}), every row tampered`,
+    baseline: 'raw pg SELECT + fold in JS (the replay group\'s rate)',
+    metric: 'throughput',
+    ops: 1,
+    units: total,
+    median: NaN,
+    min: NaN,
+    max: NaN,
+    ratios: [],
+    rate: total / seconds,
+    baselineRate: NaN,
+    peakRssMb: peak,
+    notes: `peak RSS ${peak.toFixed(0)} MB (${startRss.toFixed(0)} MB before), ${progress.rebuilt} rows rebuilt in ${seconds.toFixed(1)} s; a single pass`,
+  };
+}
+
+/** The raw read of one aggregate's events up to a version, folded: the floor for stateAt. */
+async function rawStateAt(client: Client, id: number, version: number): Promise<{ total: number; version: number }> {
+  const { rows } = await client.query('SELECT version, type, data FROM ledger_events WHERE ledger_id = $1 AND version <= $2 ORDER BY version', [id, version]);
+  const state = { total: 0, version: 0 };
+  for (const event of rows) {
+    state.total = event.type === 'Ledger.Opened' ? event.data.total : state.total + event.data.amount;
+    state.version = event.version;
+  }
+  return state;
+}
+
+/** stateAt of one aggregate of 10,000 events, at its last version, against the raw read and fold of those rows. */
+async function stateAtCase(ctx: BenchContext, client: Client, id: number): Promise<CaseResult> {
+  const length = 10_000;
+  await ctx.dataSource.query(`INSERT INTO ledger (id, total, version) VALUES ($1, 0, 0)`, [id]);
+  await ctx.dataSource.query(
+    `INSERT INTO ledger_events (ledger_id, version, type, data, metadata, created_at)
+     SELECT $1, v, CASE WHEN v = 1 THEN 'Ledger.Opened' ELSE 'Ledger.Credited' END,
+       CASE WHEN v = 1 THEN jsonb_build_object('total', 3) ELSE jsonb_build_object('amount', v % 100) END, '{}'::jsonb, now()
+     FROM generate_series(1, $2::int) v`,
+    [id, length],
+  );
+  await ctx.dataSource.query('ANALYZE ledger_events');
+  const expected = await rawStateAt(client, id, length);
+  const [result] = await runGroup(
+    'replay',
+    {
+      name: `raw pg SELECT of ${length} events + fold in JS`,
+      units: length,
+      op: () => rawStateAt(client, id, length),
+    },
+    [
+      {
+        name: `es.stateAt(Ledger, id, { version: ${length} }) of one aggregate`,
+        units: length,
+        op: async () => {
+          const state = (await ctx.es.stateAt(Ledger, id, { version: length }))!;
+          if (state.total !== expected.total || state.version !== length) throw new Error('stateAt differs from the raw fold');
+        },
+      },
+    ],
+    { rounds: 7, slices: 1, sliceSize: ctx.config.quick ? 3 : 6, warmup: 2, metric: 'throughput' },
+  );
+  result.key = 'replay.stateAt';
+  result.extra = { eventsPerSecond: Math.round(result.rate), rawEventsPerSecond: Math.round(result.baselineRate) };
+  result.notes = 'rates in events/s';
+  return result;
 }
 
 /** rebuildAll when every row is wrong, so every row is replayed and written back: one pass, timed. */
@@ -101,6 +219,8 @@ async function rebuildAfterTampering(ctx: BenchContext, total: number, rawRate: 
   const rate = total / seconds;
   const ratio = rate / rawRate;
   return {
+    key: 'replay.rebuildAll',
+    extra: { peakRssMb: Math.round(peak), seconds: Math.round(seconds * 10) / 10 },
     group: 'replay',
     name: `es.rebuildAll after tampering every row (one pass)`,
     baseline: 'raw pg SELECT + fold in JS',
