@@ -11,6 +11,9 @@ import { EventSourcingSubscriber } from '../subscriber/event-sourcing-subscriber
 /** Events read per query by the replays, unless the caller says otherwise. */
 export const DEFAULT_EVENT_BATCH_SIZE = 5000;
 
+/** Events per row of the replay queries (see EventReader). */
+const CHUNK = 100;
+
 /** `eventBatchSize` as given, checked; the default when left out. */
 export function eventBatchSizeOf(subject: string, value: unknown): number {
   if (value === undefined) return DEFAULT_EVENT_BATCH_SIZE;
@@ -21,34 +24,47 @@ export function eventBatchSizeOf(subject: string, value: unknown): number {
 }
 
 /**
- * The columns every events table has (AggregateEvent's), in the order of the JSON array they are
- * read in (see EventReader). All are NOT NULL and of types JSON carries exactly: integers,
- * jsonb, and `created_at` as epoch milliseconds.
+ * The columns every events table has (AggregateEvent's and the discriminator), in the order of
+ * the JSON array each event is read as. Each is NOT NULL and of a type JSON carries exactly:
+ * integers, jsonb, a string, and `created_at` as epoch milliseconds. Columns an events class adds
+ * follow, as text, parsed by pg's parser for their type.
  */
-const JSON_COLUMNS = ['id', 'version', 'schemaVersion', 'position', 'txId', 'createdAt', 'metadata', 'data'] as const;
-const CREATED_AT = JSON_COLUMNS.indexOf('createdAt');
-const DATA = JSON_COLUMNS.indexOf('data');
-/** The columns of an events class that declares none of its own, in TypeORM's order. */
-const STANDARD_ORDER = ['id', 'version', 'schemaVersion', 'data', 'metadata', 'createdAt', 'position', 'txId', 'aggregateId'].join();
+const STANDARD = ['id', 'version', 'schemaVersion', 'position', 'txId', 'createdAt', 'metadata', 'data'] as const;
+const ID = 0;
+const VERSION = 1;
+const CREATED_AT = 5;
+const DATA = 7;
+const TYPE = STANDARD.length;
+
+/** The pg module TypeORM's PostgreSQL driver loaded, whose parsers it uses. */
+type PgDriver = Driver & { postgres: { types: { getTypeParser(oid: number, format: 'text'): (text: string) => unknown } } };
+
+type StandardColumns = Record<(typeof STANDARD)[number], ColumnMetadata>;
+
+/** Source.index of the aggregate id, which comes once per row rather than in each event's array. */
+const AGGREGATE_ID = -1;
 
 /** How one column of a stored type becomes a property of its event. */
 interface Source {
   readonly column: ColumnMetadata;
-  /** Index in the JSON array, or -1 for a column read as a field of its own. */
+  /** Index in the event's JSON array; -1 for the aggregate id, read once per row. */
   readonly index: number;
-  /** The field's alias when `index` is -1. */
-  readonly alias: string;
+  /** Text to parse with pg's parser for the column's type (a column an events class adds). */
+  readonly parse: ((text: string) => unknown) | undefined;
   /** Assigned as a plain property (what setEntityValue does for a column not in an embedded). */
   readonly plain: boolean;
 }
 
-/** What hydrating a row of one stored type takes, worked out once per event class. */
+/** What hydrating an event of one stored type takes, worked out once per event class. */
 interface EventShape {
   readonly metadata: EntityMetadata;
   readonly typeName: string;
   readonly records: readonly DataRecord[];
-  /** In TypeORM's order (the metadata's columns), so the instance's own keys come in the same order. */
-  readonly sources: readonly Source[];
+  /**
+   * In TypeORM's order (the metadata's columns), so the instance's own keys come in the same
+   * order. Replaced once the parsers of added columns are known.
+   */
+  sources: readonly Source[];
   /** `data` goes through hydrateData with the records above: what AggregateEvent's setter does. */
   readonly ownDataSetter: boolean;
   /** `new` as TypeORM does (its default), unless the entity skips constructors. */
@@ -56,14 +72,17 @@ interface EventShape {
   /** TypeORM's create() does more for this entity (typename option, lazy relations): call it. */
   readonly viaCreate: boolean;
   /**
-   * The columns are AggregateEvent's and the aggregate id, in the order every events class has
-   * them: hydrated by #hydrateStandard, whose property names are constants for V8 to optimise.
+   * AggregateEvent's columns and the aggregate id, in the order every events class has them:
+   * hydrated by #hydrateStandard, whose property names are constants V8 optimises.
    */
   readonly standard: boolean;
 }
 
-/** A row as `manager.query` returns it: `j` (the JSON array), `t` (the stored type), `f0`... */
-type RawRow = Record<string, unknown>;
+/** A row of the replay queries: the aggregate id as pg parses it, and a JSON array of event arrays. */
+interface ChunkRow {
+  a: unknown;
+  j: string;
+}
 
 const dataSetter = Object.getOwnPropertyDescriptor(AggregateEvent.prototype, 'data')!.set;
 
@@ -80,15 +99,14 @@ let cursors = 0;
 /**
  * Reads an aggregate's events table for the replays (verify, rebuild, stateAt) and hydrates the
  * rows into event instances with the values TypeORM's find gives them: the class the stored type
- * names, made as TypeORM makes it (`new`), every column's value as TypeORM hydrates it, `data`
- * checked against the class's `@Data` records, and a stored type no class claims raising
- * `UnknownEventTypeError`, as TypeORM's load does through the subscriber.
+ * names, made as TypeORM makes it (`new`), each column's value as TypeORM hydrates it (its
+ * transformer included), `data` checked against the class's `@Data` records, and a stored type
+ * no class claims raising `UnknownEventTypeError`, as TypeORM's load does through the subscriber.
  *
- * What it avoids is the cost: TypeORM's query builder and its per-row transformation, and pg's
- * parsing of ten fields per row (one string and one parser call each, timestamps through a
- * regular expression) took most of a replay's time. The columns every events table has come as
- * one JSON array per row, built by PostgreSQL and parsed by one JSON.parse; the aggregate id and
- * any column an event class adds come as fields of their own, parsed by pg as for TypeORM.
+ * What it avoids is the cost. TypeORM's query builder and its per-row transformation, then pg's
+ * parsing of ten fields per event (a string and a parser call each, timestamps through a regular
+ * expression), took most of a replay's time. Here PostgreSQL writes each event as a JSON array
+ * and a hundred consecutive events of one aggregate as one row, which one JSON.parse reads.
  */
 export class EventReader {
   static #readers = new WeakMap<AggregateDefinition, EventReader>();
@@ -104,56 +122,51 @@ export class EventReader {
   }
 
   readonly #definition: AggregateDefinition;
-  readonly #driver: Driver;
-  readonly #select: string;
+  readonly #driver: PgDriver;
   readonly #table: string;
   readonly #aggregateColumn: string;
   readonly #versionColumn: string;
   readonly #createdAtColumn: string;
-  readonly #aggregateIdAlias: string;
   readonly #aggregateIdColumn: ColumnMetadata;
-  readonly #columns: Record<(typeof JSON_COLUMNS)[number], ColumnMetadata>;
+  readonly #columns: StandardColumns;
+  /** Columns an events class adds, in the order they follow the standard ones in the JSON array. */
+  readonly #extras: readonly ColumnMetadata[];
+  /** SQL of one event as a JSON array. */
+  readonly #eventJson: string;
   /** Keyed by stored type; the first class TypeORM would pick for it. */
   readonly #shapes = new Map<unknown, EventShape>();
   /** Subscribers or listeners other than this library's listen to loads: they must see these events too. */
   readonly #broadcastLoads: boolean;
+  #parsersReady: Promise<void> | undefined;
 
   private constructor(definition: AggregateDefinition) {
     this.#definition = definition;
     const metadata = definition.eventsMetadata;
-    const driver = metadata.connection.driver;
+    const driver = metadata.connection.driver as PgDriver;
     this.#driver = driver;
     this.#table = tableSql(driver, metadata);
-    const named = (property: string) => driver.escape(metadata.findColumnWithPropertyName(property)!.databaseName);
-    this.#aggregateColumn = named('aggregateId');
-    this.#versionColumn = named('version');
-    this.#createdAtColumn = named('createdAt');
-    const jsonIndexOf = (column: ColumnMetadata) => (column.target === AggregateEvent ? (JSON_COLUMNS as readonly string[]).indexOf(column.propertyName) : -1);
-    const elements = JSON_COLUMNS.map((property) => {
-      const column = metadata.findColumnWithPropertyName(property)!;
+    const columnOf = (property: string) => metadata.findColumnWithPropertyName(property)!;
+    this.#aggregateIdColumn = columnOf('aggregateId');
+    this.#aggregateColumn = driver.escape(this.#aggregateIdColumn.databaseName);
+    this.#versionColumn = driver.escape(columnOf('version').databaseName);
+    this.#createdAtColumn = driver.escape(columnOf('createdAt').databaseName);
+    this.#columns = Object.fromEntries(STANDARD.map((property) => [property, columnOf(property)])) as StandardColumns;
+    const standardIndex = (column: ColumnMetadata) => (column.target === AggregateEvent ? (STANDARD as readonly string[]).indexOf(column.propertyName) : -1);
+    this.#extras = metadata.columns.filter((c) => !c.isVirtual && c.isSelect && standardIndex(c) < 0 && c !== this.#aggregateIdColumn);
+    const elements = STANDARD.map((property) => {
+      const column = columnOf(property);
       const name = driver.escape(column.databaseName);
       if (property === 'createdAt') {
         // Epoch milliseconds carry the instant of a millisecond-precision timestamptz, floored as
         // pg's parser truncates sub-millisecond digits; rounding to microseconds first keeps the
-        // double precision arithmetic exact. Infinities go as strings, which JSON can carry.
-        return `CASE WHEN isfinite(${name}) THEN floor(round(date_part('epoch', ${name}) * 1000000) / 1000)::text ELSE '"' || ${name}::text || '"' END`;
+        // double precision arithmetic exact. Infinities go as strings.
+        return `CASE WHEN isfinite(${name}) THEN floor(round(date_part('epoch', ${name}) * 1000000) / 1000)::text ELSE to_json(${name}::text)::text END`;
       }
       return column.isNullable ? `coalesce(${name}::text, 'null')` : `${name}::text`;
     });
-    const fields = metadata.columns.filter((c) => !c.isVirtual && c.isSelect && jsonIndexOf(c) < 0);
-    const aliasOf = new Map(fields.map((c, index) => [c.databaseName, `f${index}`]));
-    this.#select = [
-      `'[' || ${elements.join(` || ',' || `)} || ']' AS "j"`,
-      `${driver.escape(metadata.discriminatorColumn!.databaseName)} AS "t"`,
-      ...fields.map((c) => `${driver.escape(c.databaseName)} AS "${aliasOf.get(c.databaseName)}"`),
-    ].join(', ');
-    const aggregateIdColumn = metadata.findColumnWithPropertyName('aggregateId')!;
-    this.#aggregateIdAlias = aliasOf.get(aggregateIdColumn.databaseName)!;
-    this.#columns = Object.fromEntries(JSON_COLUMNS.map((property) => [property, metadata.findColumnWithPropertyName(property)!])) as Record<
-      (typeof JSON_COLUMNS)[number],
-      ColumnMetadata
-    >;
-    this.#aggregateIdColumn = aggregateIdColumn;
+    elements.push(`to_json(${driver.escape(metadata.discriminatorColumn!.databaseName)})::text`);
+    for (const extra of this.#extras) elements.push(`coalesce(to_json(${driver.escape(extra.databaseName)}::text)::text, 'null')`);
+    this.#eventJson = `'[' || ${elements.join(` || ',' || `)} || ']'`;
     const storage = getMetadataStorage();
     const typename = metadata.connection.options.typename;
     for (const child of metadata.childEntityMetadatas) {
@@ -163,20 +176,22 @@ export class EventReader {
       const columns = child.columns.filter(
         (c) => !c.isVirtual && c.isSelect && !child.childEntityMetadatas.some((grandchild) => grandchild.target === c.target),
       );
+      const sources = columns.map((column) => {
+        const extra = this.#extras.findIndex((c) => c.databaseName === column.databaseName);
+        const index =
+          extra >= 0 ? TYPE + 1 + extra : column.databaseName === this.#aggregateIdColumn.databaseName ? AGGREGATE_ID : standardIndex(column);
+        if (index === -1 && column.databaseName !== this.#aggregateIdColumn.databaseName) throw new Error(`${metadata.tableName}: no source for ${column.propertyName}`);
+        return { column, index, parse: undefined, plain: !column.embeddedMetadata };
+      });
       this.#shapes.set(child.discriminatorValue, {
         metadata: child,
         typeName: storage.eventTypeOf(target)?.name ?? target.name,
         records: storage.dataOf(target),
-        sources: columns.map((column) => ({
-          column,
-          index: jsonIndexOf(column),
-          alias: aliasOf.get(column.databaseName) ?? '',
-          plain: !column.embeddedMetadata,
-        })),
+        sources,
         ownDataSetter: dataSetterOf(target) === dataSetter,
         construct: child.isAlwaysUsingConstructor,
         viaCreate: Boolean(typename) || child.lazyRelations.length > 0,
-        standard: columns.map((c) => (jsonIndexOf(c) >= 0 ? c.propertyName : c === aggregateIdColumn ? 'aggregateId' : '?')).join() === STANDARD_ORDER,
+        standard: sources.map((s) => (s.index === AGGREGATE_ID ? 'aggregateId' : s.column.propertyName)).join() === STANDARD_ORDER,
       });
     }
     const subscribers = metadata.connection.subscribers;
@@ -194,22 +209,28 @@ export class EventReader {
    * with memory bounded by the batch however the events are spread over the aggregates. (Keyset
    * pagination, `= ANY(ids) AND (id, version) > (...)`, is no good before PostgreSQL 17: such a
    * scan starts every aggregate at its first entry, so each batch reads more of the index than
-   * the one before; reading whole aggregates a group at a time cost far more server time than
-   * the cursor.) The next batch is fetched while this one is replayed.
+   * the one before.) The next batch is fetched while this one is replayed.
    */
   async *eventsOf(manager: EntityManager, rawIds: readonly unknown[], batchSize: number): AsyncGenerator<AggregateEvent[]> {
     if (rawIds.length === 0) return;
     if (!manager.queryRunner?.isTransactionActive) throw new Error('EventReader.eventsOf runs in a transaction');
+    await this.#prepareParsers(manager);
+    const chunk = Math.min(CHUNK, batchSize);
+    const rowsPerBatch = Math.floor(batchSize / chunk);
     const cursor = `typeorm_es_replay_${(cursors += 1)}`;
+    const version = this.#versionColumn;
+    // Grouped on the index's order: PostgreSQL sorts only within an aggregate (incremental sort).
     await manager.query(
-      `DECLARE ${cursor} NO SCROLL CURSOR FOR SELECT ${this.#select} FROM ${this.#table} WHERE ${this.#aggregateColumn} = ANY($1) ORDER BY ${this.#aggregateColumn}, ${this.#versionColumn}`,
+      `DECLARE ${cursor} NO SCROLL CURSOR FOR SELECT ${this.#aggregateColumn} AS "a", '[' || string_agg(${this.#eventJson}, ',' ORDER BY ${version}) || ']' AS "j" ` +
+        `FROM ${this.#table} WHERE ${this.#aggregateColumn} = ANY($1) ` +
+        `GROUP BY ${this.#aggregateColumn}, (${version} - 1) / ${chunk} ORDER BY ${this.#aggregateColumn}, (${version} - 1) / ${chunk}`,
       [rawIds],
     );
-    const fetch = () => ignoringRejection(manager.query(`FETCH FORWARD ${batchSize} FROM ${cursor}`) as Promise<RawRow[]>);
-    let next: Promise<RawRow[]> | undefined = fetch();
+    const fetch = () => ignoringRejection(manager.query(`FETCH FORWARD ${rowsPerBatch} FROM ${cursor}`) as Promise<ChunkRow[]>);
+    let next: Promise<ChunkRow[]> | undefined = fetch();
     while (next) {
-      const rows: RawRow[] = await next;
-      next = rows.length === batchSize ? fetch() : undefined;
+      const rows: ChunkRow[] = await next;
+      next = rows.length === rowsPerBatch ? fetch() : undefined;
       if (rows.length > 0) yield await this.#hydrate(manager, rows);
     }
     await manager.query(`CLOSE ${cursor}`);
@@ -217,8 +238,8 @@ export class EventReader {
 
   /**
    * One aggregate's events in version order, at most `batchSize` per yielded array: those up to
-   * a version, or those written at or before a moment. Keyset pagination on the version, the
-   * next batch requested while this one is replayed.
+   * a version, or those written at or before a moment. Keyset pagination on the version, one row
+   * per batch, the next batch requested while this one is replayed.
    */
   async *historyOf(
     manager: EntityManager,
@@ -226,81 +247,104 @@ export class EventReader {
     until: { version: number } | { at: Date },
     batchSize: number,
   ): AsyncGenerator<AggregateEvent[]> {
+    await this.#prepareParsers(manager);
     const rawId = this.#driver.preparePersistentValue(id, this.#definition.primaryColumn);
-    const bound = 'version' in until ? `${this.#versionColumn} <= $3` : `${this.#createdAtColumn} <= $3`;
+    const version = this.#versionColumn;
+    const bound = 'version' in until ? `${version} <= $3` : `${this.#createdAtColumn} <= $3`;
     const limit = 'version' in until ? until.version : until.at;
-    const sql = `SELECT ${this.#select} FROM ${this.#table} WHERE ${this.#aggregateColumn} = $1 AND ${this.#versionColumn} > $2 AND ${bound} ORDER BY ${this.#versionColumn} LIMIT ${batchSize}`;
-    const read = (after: number) => ignoringRejection(manager.query(sql, [rawId, after, limit]) as Promise<RawRow[]>);
-    let next: Promise<RawRow[]> | undefined = read(0);
+    const sql =
+      `SELECT min(${this.#aggregateColumn}) AS "a", '[' || string_agg(${this.#eventJson}, ',' ORDER BY ${version}) || ']' AS "j", count(*)::int AS "n", max(${version}) AS "last" ` +
+      `FROM (SELECT * FROM ${this.#table} WHERE ${this.#aggregateColumn} = $1 AND ${version} > $2 AND ${bound} ORDER BY ${version} LIMIT ${batchSize}) e`;
+    const read = (after: number) => ignoringRejection(manager.query(sql, [rawId, after, limit]) as Promise<(ChunkRow & { n: number; last: number })[]>);
+    let next: Promise<(ChunkRow & { n: number; last: number })[]> | undefined = read(0);
     while (next) {
-      const rows: RawRow[] = await next;
+      const [row] = await next;
       next = undefined;
-      if (rows.length === batchSize) {
-        const last = lastVersionOf(rows[rows.length - 1]);
-        if (!('version' in until) || last < until.version) next = read(last);
-      }
-      if (rows.length > 0) yield await this.#hydrate(manager, rows);
+      if (!row || row.n === 0) return;
+      if (row.n === batchSize && !('version' in until && row.last >= until.version)) next = read(row.last);
+      yield await this.#hydrate(manager, [row]);
     }
   }
 
-  async #hydrate(manager: EntityManager, rows: readonly RawRow[]): Promise<AggregateEvent[]> {
-    const events = new Array<AggregateEvent>(rows.length);
-    for (let i = 0; i < rows.length; i += 1) events[i] = this.#hydrateRow(rows[i]);
+  /** pg's parsers for the columns an events class adds, by their type's oid (read once). */
+  #prepareParsers(manager: EntityManager): Promise<void> {
+    if (this.#extras.length === 0) return Promise.resolve();
+    this.#parsersReady ??= (async () => {
+      const rows: { name: string; oid: number }[] = await manager.query(
+        'SELECT attname AS "name", atttypid::int AS "oid" FROM pg_attribute WHERE attrelid = $1::regclass AND attnum > 0 AND NOT attisdropped',
+        [this.#table],
+      );
+      const oids = new Map(rows.map((row) => [row.name, row.oid]));
+      const types = this.#driver.postgres.types;
+      const parserOf = (column: ColumnMetadata) => {
+        const oid = oids.get(column.databaseName);
+        if (oid === undefined) throw new Error(`${this.#definition.eventsMetadata.tableName} has no column ${column.databaseName}`);
+        return types.getTypeParser(oid, 'text');
+      };
+      for (const shape of this.#shapes.values()) {
+        shape.sources = shape.sources.map((source) => (source.index > TYPE ? { ...source, parse: parserOf(source.column) } : source));
+      }
+    })().catch((error: unknown) => {
+      this.#parsersReady = undefined;
+      throw error;
+    });
+    return this.#parsersReady;
+  }
+
+  async #hydrate(manager: EntityManager, rows: readonly ChunkRow[]): Promise<AggregateEvent[]> {
+    const events: AggregateEvent[] = [];
+    for (const row of rows) {
+      const aggregateId = this.#driver.prepareHydratedValue(row.a, this.#aggregateIdColumn);
+      for (const values of JSON.parse(row.j) as unknown[][]) events.push(this.#hydrateEvent(values, aggregateId));
+    }
     if (this.#broadcastLoads) await this.#broadcast(manager, events);
     return events;
   }
 
-  #hydrateRow(row: RawRow): AggregateEvent {
-    const values = JSON.parse(row.j as string) as unknown[];
-    const shape = this.#shapes.get(row.t);
-    if (!shape) throw this.#unknownType(values, row.t);
+  #hydrateEvent(values: unknown[], aggregateId: unknown): AggregateEvent {
+    const shape = this.#shapes.get(values[TYPE]);
+    if (!shape) throw this.#unknownType(values);
     const target = shape.metadata.target as new () => AggregateEvent;
     const event: AggregateEvent = shape.viaCreate
       ? (shape.metadata.create(undefined, { fromDeserializer: true }) as AggregateEvent)
       : shape.construct
         ? new target()
         : Object.create(target.prototype);
-    if (shape.standard && shape.ownDataSetter) return this.#hydrateStandard(event, values, row[this.#aggregateIdAlias], shape);
+    if (shape.standard && shape.ownDataSetter) return this.#hydrateStandard(event, values, aggregateId, shape);
     const properties = event as unknown as Record<string, unknown>;
-    for (const { column, index, alias, plain } of shape.sources) {
+    for (const { column, index, parse, plain } of shape.sources) {
       let value: unknown;
-      if (index < 0) {
-        value = row[alias];
-        if (value === undefined) continue;
-        value = this.#driver.prepareHydratedValue(value, column);
-      } else {
-        value = values[index];
-        if (index === DATA && shape.ownDataSetter) {
-          hydrateData(shape.typeName, event, shape.records, value);
-          continue;
-        }
-        value = index === CREATED_AT ? createdAtOf(value) : fromJson(column, value);
-      }
+      if (index === AGGREGATE_ID) value = aggregateId;
+      else if (index === DATA && shape.ownDataSetter) {
+        hydrateData(shape.typeName, event, shape.records, values[DATA]);
+        continue;
+      } else if (index === CREATED_AT) value = createdAtOf(values[CREATED_AT]);
+      else if (parse) value = values[index] === null ? null : this.#driver.prepareHydratedValue(parse(values[index] as string), column);
+      else value = fromJson(column, values[index]);
       if (plain) properties[column.propertyName] = value;
       else column.setEntityValue(event, value);
     }
     return event;
   }
 
-  /** #hydrateRow for the usual shape, the same steps in the same order, written out. */
+  /** #hydrateEvent for the usual shape: the same steps in the same order, written out. */
   #hydrateStandard(event: AggregateEvent, values: unknown[], aggregateId: unknown, shape: EventShape): AggregateEvent {
     const columns = this.#columns;
-    event.id = fromJson(columns.id, values[0]) as number;
-    event.version = fromJson(columns.version, values[1]) as number;
+    event.id = fromJson(columns.id, values[ID]) as number;
+    event.version = fromJson(columns.version, values[VERSION]) as number;
     event.schemaVersion = fromJson(columns.schemaVersion, values[2]) as number;
     hydrateData(shape.typeName, event, shape.records, values[DATA]);
     event.metadata = fromJson(columns.metadata, values[6]) as AggregateEvent['metadata'];
     event.createdAt = createdAtOf(values[CREATED_AT]) as Date;
     event.position = fromJson(columns.position, values[3]) as number;
     event.txId = fromJson(columns.txId, values[4]) as number;
-    if (aggregateId !== undefined) event.aggregateId = this.#driver.prepareHydratedValue(aggregateId, this.#aggregateIdColumn);
+    event.aggregateId = aggregateId;
     return event;
   }
 
-  #unknownType(values: readonly unknown[], stored: unknown): UnknownEventTypeError {
+  #unknownType(values: readonly unknown[]): UnknownEventTypeError {
     const metadata = this.#definition.eventsMetadata;
-    const id = this.#driver.prepareHydratedValue(values[JSON_COLUMNS.indexOf('id')], metadata.primaryColumns[0]);
-    return new UnknownEventTypeError(metadata.tableName, id, String(stored));
+    return new UnknownEventTypeError(metadata.tableName, fromJson(this.#columns.id, values[ID]), String(values[TYPE]));
   }
 
   /** TypeORM's find hands loaded entities to afterLoad subscribers and listeners; so does this. */
@@ -314,7 +358,10 @@ export class EventReader {
   }
 }
 
-/** What pg's parser makes of `created_at` (a Date; ±Infinity for infinite timestamps), from the JSON element. */
+/** The columns of an events class that adds none, in TypeORM's order. */
+const STANDARD_ORDER = ['id', 'version', 'schemaVersion', 'data', 'metadata', 'createdAt', 'position', 'txId', 'aggregateId'].join();
+
+/** What pg's parser makes of `created_at` (a Date; ±Infinity for an infinite timestamp), from its JSON element. */
 function createdAtOf(value: unknown): unknown {
   return typeof value === 'number' ? new Date(value) : value === 'infinity' ? Infinity : -Infinity;
 }
@@ -328,10 +375,6 @@ function fromJson(column: ColumnMetadata, value: unknown): unknown {
   const transformer = column.transformer;
   if (!transformer) return value;
   return Array.isArray(transformer) ? transformer.reduceRight((result, t) => t.from(result), value) : transformer.from(value);
-}
-
-function lastVersionOf(row: RawRow): number {
-  return (JSON.parse(row.j as string) as unknown[])[JSON_COLUMNS.indexOf('version')] as number;
 }
 
 /**
