@@ -14,6 +14,13 @@ export const DEFAULT_EVENT_BATCH_SIZE = 5000;
 /** Events per row of the replay queries (see EventReader). */
 const CHUNK = 100;
 
+/**
+ * Events stored larger than this (data, metadata and any added column, as PostgreSQL stores them,
+ * compressed or not) are read one per query rather than in a row of a hundred, so that no row
+ * grows towards the limits of a string (1 GB in PostgreSQL, 512 MB in V8).
+ */
+const LARGE_EVENT_BYTES = 8192;
+
 /** `eventBatchSize` as given, checked; the default when left out. */
 export function eventBatchSizeOf(subject: string, value: unknown): number {
   if (value === undefined) return DEFAULT_EVENT_BATCH_SIZE;
@@ -106,7 +113,8 @@ let cursors = 0;
  * What it avoids is the cost. TypeORM's query builder and its per-row transformation, then pg's
  * parsing of ten fields per event (a string and a parser call each, timestamps through a regular
  * expression), took most of a replay's time. Here PostgreSQL writes each event as a JSON array
- * and a hundred consecutive events of one aggregate as one row, which one JSON.parse reads.
+ * and up to a hundred consecutive events of one aggregate as one row, which one JSON.parse reads;
+ * an event stored larger than LARGE_EVENT_BYTES stands in that row as its id and is read alone.
  */
 export class EventReader {
   static #readers = new WeakMap<AggregateDefinition, EventReader>();
@@ -133,6 +141,9 @@ export class EventReader {
   readonly #extras: readonly ColumnMetadata[];
   /** SQL of one event as a JSON array. */
   readonly #eventJson: string;
+  /** SQL of one event in a row of many: its JSON array, or, when large, its id as a JSON string. */
+  readonly #chunkElement: string;
+  readonly #idColumn: string;
   /** Keyed by stored type; the first class TypeORM would pick for it. */
   readonly #shapes = new Map<unknown, EventShape>();
   /** Subscribers or listeners other than this library's listen to loads: they must see these events too. */
@@ -167,6 +178,9 @@ export class EventReader {
     elements.push(`to_json(${driver.escape(metadata.discriminatorColumn!.databaseName)})::text`);
     for (const extra of this.#extras) elements.push(`coalesce(to_json(${driver.escape(extra.databaseName)}::text)::text, 'null')`);
     this.#eventJson = `'[' || ${elements.join(` || ',' || `)} || ']'`;
+    this.#idColumn = driver.escape(columnOf('id').databaseName);
+    const size = [columnOf('data'), columnOf('metadata'), ...this.#extras].map((c) => `coalesce(pg_column_size(${driver.escape(c.databaseName)}), 0)`).join(' + ');
+    this.#chunkElement = `CASE WHEN ${size} <= ${LARGE_EVENT_BYTES} THEN ${this.#eventJson} ELSE to_json(${this.#idColumn}::text)::text END`;
     const storage = getMetadataStorage();
     const typename = metadata.connection.options.typename;
     for (const child of metadata.childEntityMetadatas) {
@@ -206,7 +220,9 @@ export class EventReader {
    * without events are skipped. Runs in the caller's transaction.
    *
    * A cursor, fetched a batch at a time: one ordered index scan, as a single query would do,
-   * with memory bounded by the batch however the events are spread over the aggregates. (Keyset
+   * with memory bounded by the batch however the events are spread over the aggregates; rows
+   * are grouped in the index's order, so PostgreSQL sorts only within an aggregate (incremental
+   * sort). (Keyset
    * pagination, `= ANY(ids) AND (id, version) > (...)`, is no good before PostgreSQL 17: such a
    * scan starts every aggregate at its first entry, so each batch reads more of the index than
    * the one before.) The next batch is fetched while this one is replayed.
@@ -219,9 +235,8 @@ export class EventReader {
     const rowsPerBatch = Math.floor(batchSize / chunk);
     const cursor = `typeorm_es_replay_${(cursors += 1)}`;
     const version = this.#versionColumn;
-    // Grouped on the index's order: PostgreSQL sorts only within an aggregate (incremental sort).
     await manager.query(
-      `DECLARE ${cursor} NO SCROLL CURSOR FOR SELECT ${this.#aggregateColumn} AS "a", '[' || string_agg(${this.#eventJson}, ',' ORDER BY ${version}) || ']' AS "j" ` +
+      `DECLARE ${cursor} NO SCROLL CURSOR FOR SELECT ${this.#aggregateColumn} AS "a", '[' || string_agg(${this.#chunkElement}, ',' ORDER BY ${version}) || ']' AS "j" ` +
         `FROM ${this.#table} WHERE ${this.#aggregateColumn} = ANY($1) ` +
         `GROUP BY ${this.#aggregateColumn}, (${version} - 1) / ${chunk} ORDER BY ${this.#aggregateColumn}, (${version} - 1) / ${chunk}`,
       [rawIds],
@@ -231,15 +246,15 @@ export class EventReader {
     while (next) {
       const rows: ChunkRow[] = await next;
       next = rows.length === rowsPerBatch ? fetch() : undefined;
-      if (rows.length > 0) yield await this.#hydrate(manager, rows);
+      yield* this.#hydrate(manager, rows);
     }
     await manager.query(`CLOSE ${cursor}`);
   }
 
   /**
    * One aggregate's events in version order, at most `batchSize` per yielded array: those up to
-   * a version, or those written at or before a moment. Keyset pagination on the version, one row
-   * per batch, the next batch requested while this one is replayed.
+   * a version, or those written at or before a moment. Keyset pagination on the version, the
+   * next batch requested while this one is replayed.
    */
   async *historyOf(
     manager: EntityManager,
@@ -252,17 +267,21 @@ export class EventReader {
     const version = this.#versionColumn;
     const bound = 'version' in until ? `${version} <= $3` : `${this.#createdAtColumn} <= $3`;
     const limit = 'version' in until ? until.version : until.at;
+    const chunk = Math.min(CHUNK, batchSize);
     const sql =
-      `SELECT min(${this.#aggregateColumn}) AS "a", '[' || string_agg(${this.#eventJson}, ',' ORDER BY ${version}) || ']' AS "j", count(*)::int AS "n", max(${version}) AS "last" ` +
-      `FROM (SELECT * FROM ${this.#table} WHERE ${this.#aggregateColumn} = $1 AND ${version} > $2 AND ${bound} ORDER BY ${version} LIMIT ${batchSize}) e`;
-    const read = (after: number) => ignoringRejection(manager.query(sql, [rawId, after, limit]) as Promise<(ChunkRow & { n: number; last: number })[]>);
-    let next: Promise<(ChunkRow & { n: number; last: number })[]> | undefined = read(0);
+      `SELECT min(${this.#aggregateColumn}) AS "a", '[' || string_agg(${this.#chunkElement}, ',' ORDER BY ${version}) || ']' AS "j", count(*)::int AS "n", max(${version}) AS "last" ` +
+      `FROM (SELECT * FROM ${this.#table} WHERE ${this.#aggregateColumn} = $1 AND ${version} > $2 AND ${bound} ORDER BY ${version} LIMIT ${batchSize}) e ` +
+      `GROUP BY (${version} - 1) / ${chunk} ORDER BY (${version} - 1) / ${chunk}`;
+    type Row = ChunkRow & { n: number; last: number };
+    const read = (after: number) => ignoringRejection(manager.query(sql, [rawId, after, limit]) as Promise<Row[]>);
+    let next: Promise<Row[]> | undefined = read(0);
     while (next) {
-      const [row] = await next;
+      const rows: Row[] = await next;
       next = undefined;
-      if (!row || row.n === 0) return;
-      if (row.n === batchSize && !('version' in until && row.last >= until.version)) next = read(row.last);
-      yield await this.#hydrate(manager, [row]);
+      const count = rows.reduce((sum, row) => sum + row.n, 0);
+      const last = rows.reduce((max, row) => Math.max(max, row.last), 0);
+      if (count === batchSize && !('version' in until && last >= until.version)) next = read(last);
+      yield* this.#hydrate(manager, rows);
     }
   }
 
@@ -291,12 +310,29 @@ export class EventReader {
     return this.#parsersReady;
   }
 
-  async #hydrate(manager: EntityManager, rows: readonly ChunkRow[]): Promise<AggregateEvent[]> {
-    const events: AggregateEvent[] = [];
+  /**
+   * The events of some rows, as one array, or several where a large event, read on its own,
+   * comes between the others: at most one large event is held at a time.
+   */
+  async *#hydrate(manager: EntityManager, rows: readonly ChunkRow[]): AsyncGenerator<AggregateEvent[]> {
+    let events: AggregateEvent[] = [];
     for (const row of rows) {
       const aggregateId = this.#driver.prepareHydratedValue(row.a, this.#aggregateIdColumn);
-      for (const values of JSON.parse(row.j) as unknown[][]) events.push(this.#hydrateEvent(values, aggregateId));
+      for (const values of JSON.parse(row.j) as (unknown[] | string)[]) {
+        if (typeof values !== 'string') {
+          events.push(this.#hydrateEvent(values, aggregateId));
+          continue;
+        }
+        if (events.length > 0) yield await this.#loaded(manager, events);
+        events = [];
+        const [large]: ChunkRow[] = await manager.query(`SELECT ${this.#eventJson} AS "j" FROM ${this.#table} WHERE ${this.#idColumn} = $1`, [values]);
+        yield await this.#loaded(manager, [this.#hydrateEvent(JSON.parse(large.j) as unknown[], aggregateId)]);
+      }
     }
+    if (events.length > 0) yield await this.#loaded(manager, events);
+  }
+
+  async #loaded(manager: EntityManager, events: AggregateEvent[]): Promise<AggregateEvent[]> {
     if (this.#broadcastLoads) await this.#broadcast(manager, events);
     return events;
   }
