@@ -196,7 +196,7 @@ async function stateAtCase(ctx: BenchContext, client: Client, id: number): Promi
         },
       },
     ],
-    { rounds: 7, slices: 1, sliceSize: ctx.config.quick ? 3 : 6, warmup: 2, metric: 'throughput' },
+    { rounds: 7, slices: 1, sliceSize: 6, warmup: 3, metric: 'throughput' },
   );
   result.key = 'replay.stateAt';
   result.extra = { eventsPerSecond: Math.round(result.rate), rawEventsPerSecond: Math.round(result.baselineRate) };
