@@ -3,6 +3,7 @@ import type { AggregateDefinition } from '../aggregates/aggregate-definition';
 import { assertAggregateId } from '../aggregates/aggregate-id';
 import { AggregateNotFoundError } from '../errors/aggregate-not-found-error';
 import { writeColumns } from '../events/write-path';
+import { rememberStoredState } from '../aggregates/stored-state';
 import { ALLOW_DIRECT_WRITE_SETTING } from '../schema/direct-write-guard';
 import { DEFAULT_EVENT_BATCH_SIZE, EventReader, eventBatchSizeOf } from './event-reader';
 import { aggregateIdPages, rawIdsOf } from './history';
@@ -74,6 +75,9 @@ async function rebuildIds(
         allowed = true;
       }
       await writeColumns(manager, definition, row, changed);
+      // The row as now stored: what the fast path starts the next event of this instance from
+      // (rebuild returns it), not the drifted values it was loaded with.
+      rememberStoredState(definition, row);
       rebuilt += 1;
     },
   });
