@@ -173,11 +173,13 @@ export class EventReader {
         // double precision arithmetic exact. Infinities go as strings.
         return `CASE WHEN isfinite(${name}) THEN floor(round(date_part('epoch', ${name}) * 1000000) / 1000)::text ELSE to_json(${name}::text)::text END`;
       }
-      return column.isNullable ? `coalesce(${name}::text, 'null')` : `${name}::text`;
+      return column.isNullable ? `coalesce(${name}::text, 'null')` : name;
     });
     elements.push(`to_json(${driver.escape(metadata.discriminatorColumn!.databaseName)})::text`);
     for (const extra of this.#extras) elements.push(`coalesce(to_json(${driver.escape(extra.databaseName)}::text)::text, 'null')`);
-    this.#eventJson = `'[' || ${elements.join(` || ',' || `)} || ']'`;
+    // concat_ws turns each value into text with its type's output function, as ::text does, in
+    // one call: cheaper than a chain of ||. It skips NULLs, which no element is.
+    this.#eventJson = `'[' || concat_ws(',', ${elements.join(', ')}) || ']'`;
     this.#idColumn = driver.escape(columnOf('id').databaseName);
     const size = [columnOf('data'), columnOf('metadata'), ...this.#extras].map((c) => `coalesce(pg_column_size(${driver.escape(c.databaseName)}), 0)`).join(' + ');
     this.#chunkElement = `CASE WHEN ${size} <= ${LARGE_EVENT_BYTES} THEN ${this.#eventJson} ELSE to_json(${this.#idColumn}::text)::text END`;
