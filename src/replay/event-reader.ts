@@ -419,7 +419,7 @@ function fromJson(column: ColumnMetadata, value: unknown): unknown {
  * A read started ahead of need may be abandoned (the replay failed meanwhile); its rejection is
  * then nobody's to report. Awaited, the promise still rejects.
  */
-function ignoringRejection<T>(promise: Promise<T>): Promise<T> {
+export function ignoringRejection<T>(promise: Promise<T>): Promise<T> {
   promise.catch(() => undefined);
   return promise;
 }

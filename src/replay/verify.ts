@@ -2,7 +2,7 @@ import type { EntityManager, ObjectLiteral } from 'typeorm';
 import type { AggregateDefinition } from '../aggregates/aggregate-definition';
 import { assertAggregateId } from '../aggregates/aggregate-id';
 import { assertObjectArgument } from '../errors/usage-error';
-import { EventReader, eventBatchSizeOf } from './event-reader';
+import { EventReader, eventBatchSizeOf, ignoringRejection } from './event-reader';
 import { aggregateIdPages, rawIdsOf } from './history';
 import { replayAll } from './replay-events';
 
@@ -102,10 +102,24 @@ export async function verify(manager: EntityManager, definition: AggregateDefini
   const total = await manager.count(definition.target);
   const mismatches: VerifyMismatch[] = [];
   let processed = 0;
-  for await (const ids of aggregateIdPages(manager, definition, options.batchSize ?? 500)) {
-    mismatches.push(...(await verifyIds(manager, definition, ids, eventBatchSize)));
-    processed += ids.length;
+  // Two batches at a time, on two connections: PostgreSQL builds one batch's rows while this
+  // process replays the other's. Results and progress still come in primary-key order.
+  const inFlight: { ids: unknown[]; verified: Promise<VerifyMismatch[]> }[] = [];
+  const settleFirst = async () => {
+    const batch = inFlight.shift()!;
+    mismatches.push(...(await batch.verified));
+    processed += batch.ids.length;
     options.onProgress?.({ processed, total });
+  };
+  try {
+    for await (const ids of aggregateIdPages(manager, definition, options.batchSize ?? 500)) {
+      inFlight.push({ ids, verified: ignoringRejection(verifyIds(manager, definition, ids, eventBatchSize)) });
+      if (inFlight.length === 2) await settleFirst();
+    }
+    while (inFlight.length > 0) await settleFirst();
+  } finally {
+    // After a failure the other batch may still run: nothing outlives the call.
+    await Promise.allSettled(inFlight.map((batch) => batch.verified));
   }
   return mismatches;
 }

@@ -269,3 +269,31 @@ test('eventBatchSize must be a positive integer', async () => {
     expect(rebuilding.message).toBe(`rebuildAll(Tally): eventBatchSize must be a positive integer, got ${String(invalid)}`);
   }
 });
+
+// Last: the row it writes makes every later verify of the table fail.
+test('verify reads two batches of rows at a time; one failing rejects the call once the other has finished', async () => {
+  const failing = await writeTally([1]);
+  // The batch after the failing one is long, so it is still being read when the failure comes.
+  const { id: long } = await insertLongTally(20_000, new Date('2024-05-01T00:00:00.000Z'));
+  const [{ id: eventId }] = await dataSource.query(
+    `INSERT INTO tally_events (tally_id, version, type, data, metadata, created_at) VALUES ($1, 3, 'Tally.Nope', '{}', '{}', now()) RETURNING id`,
+    [failing],
+  );
+  expect(long).toBeGreaterThan(failing);
+  const pool = (dataSource.driver as unknown as { master: { totalCount: number; idleCount: number } }).master;
+  const progress: number[] = [];
+  let busyAtRejection = -1;
+  const error = await es.verify(Tally, { batchSize: 1, onProgress: (p) => progress.push(p.processed) }).then(
+    () => undefined,
+    (rejection: Error) => {
+      busyAtRejection = pool.totalCount - pool.idleCount;
+      return rejection;
+    },
+  );
+  expect(error?.message).toBe(`tally_events row ${eventId} has type 'Tally.Nope', which no @EventType class registers`);
+  // No connection of the call is still in use: the batch running beside the failing one ended first.
+  expect(busyAtRejection).toBe(0);
+  // Batches before the failing one were reported, in order; none from it on.
+  const [{ before }] = await dataSource.query('SELECT count(*)::int AS before FROM tally WHERE id < $1', [failing]);
+  expect(progress).toEqual(Array.from({ length: before }, (_, index) => index + 1));
+});
