@@ -91,12 +91,13 @@ export class FastPath {
     pending.awaitingCommit = false;
     try {
       assertStorable(event);
+      const reactors = this.reactions.asyncReactorNames(event);
       let statement: FastStatement;
       let parameters: unknown[];
       if (state) {
         const applied = applyToStoredState(event, definition, state);
         if (!applied) return this.#giveUp(event, eventBefore);
-        statement = updateStatement(definition, applied.changed, this.reactions.asyncReactorNames(event).length > 0);
+        statement = updateStatement(definition, applied.changed, reactors.length > 0);
         parameters = [...rowUpdateParameters(definition, applied.aggregate, applied.changed, id), state.version];
       } else {
         const fresh = await definition.fresh(this.dataSource.manager);
@@ -104,11 +105,12 @@ export class FastPath {
         const aggregate = applyEvent(event, fresh, definition, undefined);
         definition.setVersion(aggregate, 1);
         const given = this.#givenColumns(definition, aggregate);
-        statement = insertStatement(definition, given, this.reactions.asyncReactorNames(event).length > 0);
+        statement = insertStatement(definition, given, reactors.length > 0);
         const driver = this.dataSource.driver;
         parameters = given.map((column) => driver.preparePersistentValue(column.getEntityValue(aggregate), column));
       }
-      parameters.push(...this.#eventParameters(event, eventMetadata, definition));
+      parameters.push(...this.#storedValues(event));
+      if (reactors.length > 0) parameters.push(definition.eventsMetadata.tableName, reactors);
       const written = await this.#write(event, definition, caller, id, statement, parameters, manager, eventBefore);
       if (!written) {
         markHot(definition, id);
@@ -172,17 +174,12 @@ export class FastPath {
       const reactors = events.map((event) => this.reactions.asyncReactorNames(event));
       const outbox = reactors.some((names) => names.length > 0);
       const statement = updateManyStatement(definition, changed, outbox);
-      const driver = this.dataSource.driver;
-      const data = definition.eventsMetadata.findColumnWithPropertyName('data')!;
-      const metadataColumn = definition.eventsMetadata.findColumnWithPropertyName('metadata')!;
+      const values = events.map((event) => this.#storedValues(event));
       const parameters = [
         ...rowUpdateParameters(definition, copy.target, changed, id),
         state.version,
         events.length,
-        events.map((event) => this.dataSource.getMetadata(event.constructor).discriminatorValue),
-        events.map((event) => driver.preparePersistentValue(event.data, data)),
-        events.map((event) => driver.preparePersistentValue(event.metadata, metadataColumn)),
-        events.map((event) => event.createdAt),
+        ...[0, 1, 2, 3].map((field) => values.map((stored) => stored[field])),
       ];
       if (outbox) {
         parameters.push(
@@ -362,18 +359,17 @@ export class FastPath {
     return { stored, outbox: (row.outbox as OutboxRow[] | undefined) ?? [] };
   }
 
-  #eventParameters(event: AggregateEvent, metadata: EntityMetadata, definition: AggregateDefinition): unknown[] {
+  /** An event's type, data, metadata and createdAt, as its row stores them. */
+  #storedValues(event: AggregateEvent): [type: unknown, data: unknown, metadata: unknown, createdAt: Date] {
     const driver = this.dataSource.driver;
+    const metadata = this.dataSource.getMetadata(event.constructor);
     const column = (property: string) => metadata.findColumnWithPropertyName(property)!;
-    const parameters = [
+    return [
       metadata.discriminatorValue,
       driver.preparePersistentValue(event.data, column('data')),
       driver.preparePersistentValue(event.metadata, column('metadata')),
       event.createdAt,
     ];
-    const reactors = this.reactions.asyncReactorNames(event);
-    if (reactors.length > 0) parameters.push(definition.eventsMetadata.tableName, reactors);
-    return parameters;
   }
 
   /**
