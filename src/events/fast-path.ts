@@ -1,17 +1,17 @@
-import { QueryFailedError, type DataSource, type EntityManager, type EntityMetadata, type EntitySubscriberInterface, type ObjectLiteral, type QueryRunner } from 'typeorm';
+import { QueryFailedError, type DataSource, type EntityManager, type EntitySubscriberInterface, type ObjectLiteral, type QueryRunner } from 'typeorm';
 import type { AggregateDefinition, ColumnMetadata } from '../aggregates/aggregate-definition';
 import { assertAggregateId } from '../aggregates/aggregate-id';
 import { rememberReturnedState, workingCopy } from '../aggregates/stored-state';
 import { isConnectionLoss } from '../errors/connection-loss';
 import { ConnectionLostError } from '../errors/connection-lost-error';
 import { ConcurrencyError } from '../errors/concurrency-error';
-import { getMetadataStorage } from '../metadata/metadata-storage';
 import type { OutboxRow } from '../reactors/outbox';
 import type { Reactions } from '../reactors/reactions';
 import { currentTrigger } from '../reactors/trigger-scope';
 import type { AggregateEvent } from './aggregate-event';
-import { hasOnlyLibraryColumns, insertStatement, retireStatementName, statementName, updateManyStatement, updateStatement, type FastStatement } from './fast-statement';
+import { insertStatement, retireStatementName, statementName, updateManyStatement, updateStatement, type FastStatement } from './fast-statement';
 import { markHot } from './hot-aggregates';
+import { givenColumns, hasForeignInsertHooks, hasOnlyLibraryColumns, mayCreate } from './fast-path-eligibility';
 import { pendingWriteOf } from './pending-write';
 import { eventFieldsOf, restoreEventFields, transactionDepthOf, type TransactionLog, type WrittenEvent } from './transaction-log';
 import { applyEvent, applyToStoredState, assertStorable, returnedState, rowUpdateParameters, usableStoredState } from './write-path';
@@ -32,8 +32,6 @@ interface Written {
   stored: Map<ColumnMetadata, unknown>;
   outbox: OutboxRow[];
 }
-
-const OWN_LISTENER = 'assertWritePathAttached';
 
 /** A prepared plan a migration made stale (0A000), met inside a transaction, which it aborted. */
 class StalePlan extends Error {
@@ -59,7 +57,6 @@ class StalePlan extends Error {
  * `false` before changing anything and the locked path writes the event.
  */
 export class FastPath {
-  readonly #libraryColumnsOnly = new WeakMap<EntityMetadata, boolean>();
 
   constructor(
     private readonly dataSource: DataSource,
@@ -77,11 +74,11 @@ export class FastPath {
     const pending = pendingWriteOf(event);
     if (!pending.built || pending.state) return false;
     const eventMetadata = this.dataSource.getMetadata(event.constructor);
-    if (!this.#hasOnlyLibraryColumns(eventMetadata) || this.#hasForeignInsertHooks(eventMetadata, OWN_LISTENER)) return false;
+    if (!hasOnlyLibraryColumns(eventMetadata) || hasForeignInsertHooks(this.dataSource, this.queue, eventMetadata)) return false;
     const caller = pending.aggregate as ObjectLiteral | undefined;
     const id = caller ? definition.idOf(caller) : event.aggregateId;
     const creates = id === undefined || id === null;
-    if (creates ? !this.#mayCreate(event, definition, caller) : !caller) return false;
+    if (creates ? !mayCreate(this.dataSource, this.queue, event, definition, caller) : !caller) return false;
     if (!creates) assertAggregateId(definition, event.type, id);
 
     const state = caller && !creates ? usableStoredState(definition, caller, pending.expectedVersion) : undefined;
@@ -104,7 +101,7 @@ export class FastPath {
         event.createdAt = new Date();
         const aggregate = applyEvent(event, fresh, definition, undefined);
         definition.setVersion(aggregate, 1);
-        const given = this.#givenColumns(definition, aggregate);
+        const given = givenColumns(definition, aggregate);
         statement = insertStatement(definition, given, reactors.length > 0);
         const driver = this.dataSource.driver;
         parameters = given.map((column) => driver.preparePersistentValue(column.getEntityValue(aggregate), column));
@@ -141,7 +138,7 @@ export class FastPath {
       if (!metadata || metadata.tablePath !== definition.eventsMetadata.tablePath) return false;
       if (!pending.built || pending.state || pending.aggregate !== caller || (index > 0 && pending.expectedVersion !== undefined)) return false;
       if (event.id !== undefined && event.id !== null) return false;
-      if (!this.#hasOnlyLibraryColumns(metadata) || this.#hasForeignInsertHooks(metadata, OWN_LISTENER) || this.reactions.hasTriggers(event)) return false;
+      if (!hasOnlyLibraryColumns(metadata) || hasForeignInsertHooks(this.dataSource, this.queue, metadata) || this.reactions.hasTriggers(event)) return false;
     }
     assertAggregateId(definition, events[0].type, id);
     const state = usableStoredState(definition, caller, pendingWriteOf(events[0]).expectedVersion);
@@ -220,13 +217,6 @@ export class FastPath {
       giveUp();
       throw error instanceof StalePlan ? error.asConcurrencyError(definition, id) : error;
     }
-  }
-
-  /** Event classes adding columns of their own are written by TypeORM's INSERT. */
-  #hasOnlyLibraryColumns(metadata: EntityMetadata): boolean {
-    let only = this.#libraryColumnsOnly.get(metadata);
-    if (only === undefined) this.#libraryColumnsOnly.set(metadata, (only = hasOnlyLibraryColumns(metadata)));
-    return only;
   }
 
   #giveUp(event: AggregateEvent, eventBefore: ReturnType<typeof eventFieldsOf>): false {
@@ -370,39 +360,5 @@ export class FastPath {
       driver.preparePersistentValue(event.metadata, column('metadata')),
       event.createdAt,
     ];
-  }
-
-  /**
-   * An event creating its aggregate, as `manager.insert` would write the row: every column with
-   * a value (the sourced ones, the version, whatever the entity's constructor set), the others
-   * left to their database defaults.
-   */
-  #givenColumns(definition: AggregateDefinition, aggregate: ObjectLiteral): ColumnMetadata[] {
-    return definition.metadata.columns.filter(
-      (column) => !column.isVirtual && !column.generatedType && !(column.isGenerated && column.getEntityValue(aggregate) === undefined) && column.getEntityValue(aggregate) !== undefined,
-    );
-  }
-
-  #mayCreate(event: AggregateEvent, definition: AggregateDefinition, caller: ObjectLiteral | undefined): boolean {
-    const pending = pendingWriteOf(event);
-    return (
-      caller === undefined &&
-      (pending.expectedVersion === undefined || pending.expectedVersion === 0) &&
-      Boolean(getMetadataStorage().eventTypeOf(event.constructor)?.creates) &&
-      // A relation set by apply is written by TypeORM's insert, not by this statement.
-      !definition.metadata.relations.some((relation) => relation.isOwning) &&
-      !this.#hasForeignInsertHooks(definition.metadata)
-    );
-  }
-
-  /** Listeners or subscribers of the application's own that TypeORM would run on an insert into this entity. */
-  #hasForeignInsertHooks(metadata: EntityMetadata, ownListener?: string): boolean {
-    if (metadata.listeners.some((listener) => (listener.type === 'before-insert' || listener.type === 'after-insert') && listener.propertyName !== ownListener)) return true;
-    const target = metadata.target as Function;
-    return this.dataSource.subscribers.some((subscriber) => {
-      if (subscriber === this.queue || (!subscriber.beforeInsert && !subscriber.afterInsert)) return false;
-      const listened = subscriber.listenTo?.();
-      return !listened || listened === Object || listened === target || (typeof listened === 'function' && listened.isPrototypeOf(target));
-    });
   }
 }

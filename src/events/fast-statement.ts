@@ -4,9 +4,6 @@ import { OUTBOX_RETURNING } from '../reactors/outbox';
 import { libraryObject, OUTBOX_TABLE } from '../schema/event-sourcing-schema';
 import { tableSql } from '../schema/table-sql';
 
-/** The properties of `AggregateEvent` an events table has; a class adding columns is written by TypeORM. */
-const EVENT_PROPERTIES = ['id', 'aggregateId', 'version', 'type', 'schemaVersion', 'data', 'metadata', 'createdAt', 'position', 'txId'];
-
 /**
  * One write as a single statement: the aggregate row (an UPDATE conditional on the version, or
  * an INSERT), the event row taking the row's id and new version from it, and one outbox row per
@@ -136,11 +133,6 @@ export function insertStatement(definition: AggregateDefinition, given: readonly
   const text = `WITH "a" AS (INSERT INTO ${tableSql(driver, definition.metadata)} (${names}) VALUES (${values})
   RETURNING ${returning(driver, returned)})${eventAndOutbox(driver, definition, returned, given.length + 1, outbox)}`;
   return { text, returned };
-}
-
-/** Whether an event class's rows hold only the library's columns (no `@Column` of the user's own). */
-export function hasOnlyLibraryColumns(metadata: EntityMetadata): boolean {
-  return metadata.columns.every((column) => EVENT_PROPERTIES.includes(column.propertyName) || column.isDiscriminator);
 }
 
 /** Statement texts and their names, for the whole process: two instances never reuse a name. */
