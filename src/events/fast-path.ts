@@ -1,7 +1,7 @@
 import { QueryFailedError, type DataSource, type EntityManager, type EntitySubscriberInterface, type ObjectLiteral, type QueryRunner } from 'typeorm';
 import type { AggregateDefinition, ColumnMetadata } from '../aggregates/aggregate-definition';
 import { assertAggregateId } from '../aggregates/aggregate-id';
-import { rememberReturnedState, workingCopy } from '../aggregates/stored-state';
+import { rememberReturnedState } from '../aggregates/stored-state';
 import { isConnectionLoss } from '../errors/connection-loss';
 import { ConnectionLostError } from '../errors/connection-lost-error';
 import { ConcurrencyError } from '../errors/concurrency-error';
@@ -92,7 +92,7 @@ export class FastPath {
       let statement: FastStatement;
       let parameters: unknown[];
       if (state) {
-        const applied = applyToStoredState(event, definition, state);
+        const applied = applyToStoredState([event], definition, state);
         if (!applied) return this.#giveUp(event, eventBefore);
         statement = updateStatement(definition, applied.changed, reactors.length > 0);
         parameters = [...rowUpdateParameters(definition, applied.aggregate, applied.changed, id), state.version];
@@ -154,26 +154,15 @@ export class FastPath {
     for (const event of events) pendingWriteOf(event).state = 'in flight';
     try {
       for (const event of events) assertStorable(event);
-      const copy = workingCopy(state);
-      for (const event of events) {
-        event.createdAt = new Date();
-        let result: ObjectLiteral;
-        try {
-          result = applyEvent(event, copy.aggregate, definition, id);
-        } catch {
-          return giveUp();
-        }
-        // Each event must apply to what the one before left: the copy, watched for what it reads.
-        if (result !== copy.aggregate) return giveUp();
-      }
-      if (copy.readUnvouched()) return giveUp();
-      const changed = definition.changedColumns(state.columns, copy.target);
+      const applied = applyToStoredState(events, definition, state);
+      if (!applied) return giveUp();
+      const { aggregate, changed } = applied;
       const reactors = events.map((event) => this.reactions.asyncReactorNames(event));
       const outbox = reactors.some((names) => names.length > 0);
       const statement = updateManyStatement(definition, changed, outbox);
       const values = events.map((event) => this.#storedValues(event));
       const parameters = [
-        ...rowUpdateParameters(definition, copy.target, changed, id),
+        ...rowUpdateParameters(definition, aggregate, changed, id),
         state.version,
         events.length,
         ...[0, 1, 2, 3].map((field) => values.map((stored) => stored[field])),

@@ -176,22 +176,26 @@ export function usableStoredState(definition: AggregateDefinition, caller: Objec
 }
 
 /**
- * Runs `apply` on a copy of the stored state (after setting the event's createdAt). Undefined
- * when the write must read the locked row instead: `apply` read what the stored state cannot
- * vouch for, or threw (the locked path runs it again and reports the error as usual).
+ * Runs `apply` of each event, in order, on a copy of the stored state (setting each event's
+ * createdAt first). Undefined when the write must read the locked row instead: an `apply` read
+ * what the stored state cannot vouch for, threw (the locked path runs it again and reports the
+ * error as usual), or handed the next event another object than the watched copy.
  */
 export function applyToStoredState(
-  event: AggregateEvent,
+  events: readonly AggregateEvent[],
   definition: AggregateDefinition,
   state: StoredState,
 ): { aggregate: ObjectLiteral; changed: ColumnMetadata[] } | undefined {
   const copy = workingCopy(state);
-  event.createdAt = new Date();
-  let result: ObjectLiteral;
-  try {
-    result = applyEvent(event, copy.aggregate, definition, state.columns.get(definition.primaryColumn));
-  } catch {
-    return undefined;
+  let result: ObjectLiteral = copy.aggregate;
+  for (const event of events) {
+    if (result !== copy.aggregate) return undefined;
+    event.createdAt = new Date();
+    try {
+      result = applyEvent(event, copy.aggregate, definition, state.columns.get(definition.primaryColumn));
+    } catch {
+      return undefined;
+    }
   }
   if (copy.readUnvouched()) return undefined;
   const aggregate = result === copy.aggregate ? copy.target : result;
@@ -226,7 +230,7 @@ async function updateAggregate(
   caller: ObjectLiteral | undefined,
 ): Promise<Map<ColumnMetadata, unknown>> {
   const state = caller && usableStoredState(definition, caller, expectedVersion);
-  const applied = state && applyToStoredState(event, definition, state);
+  const applied = state && applyToStoredState([event], definition, state);
   if (state && applied) {
     const statement = rowUpdate(definition, applied.changed, true);
     const parameters = [...rowUpdateParameters(definition, applied.aggregate, applied.changed, id), state.version];
