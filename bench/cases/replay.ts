@@ -124,17 +124,8 @@ async function rebuildAllMemory(ctx: BenchContext): Promise<CaseResult> {
   const perAggregate = 1000;
   const total = aggregates * perAggregate;
   await insertReplaySet(ctx, total, aggregates);
-  await ctx.dataSource.query('UPDATE ledger SET total = total + 1');
   const startRss = process.memoryUsage().rss / 2 ** 20;
-  const sampler = new RssSampler();
-  sampler.start();
-  const start = process.hrtime.bigint();
-  const progress = await ctx.es.rebuildAll(Ledger);
-  const seconds = Number(process.hrtime.bigint() - start) / 1e9;
-  const peak = sampler.stop() / 2 ** 20;
-  if (progress.rebuilt !== aggregates || (await driftedRows(ctx)) !== 0) {
-    throw new Error(`rebuildAll left drift: ${progress.rebuilt} of ${progress.total} rebuilt`);
-  }
+  const { progress, seconds, peak } = await timedRebuildAfterTampering(ctx, async (rebuilt) => rebuilt === aggregates && (await driftedRows(ctx)) === 0);
   return {
     key: 'memory.rebuildAll',
     extra: { peakRssMb: Math.round(peak), startRssMb: Math.round(startRss), seconds: Math.round(seconds * 10) / 10 },
@@ -204,8 +195,14 @@ async function stateAtCase(ctx: BenchContext, client: Client, id: number): Promi
   return result;
 }
 
-/** rebuildAll when every row is wrong, so every row is replayed and written back: one pass, timed. */
-async function rebuildAfterTampering(ctx: BenchContext, total: number, rawRate: number): Promise<CaseResult> {
+/**
+ * Tampers every ledger row, then times one rebuildAll with its peak RSS; `repaired` checks the
+ * result (rows rebuilt, of all) before the figures count.
+ */
+async function timedRebuildAfterTampering(
+  ctx: BenchContext,
+  repaired: (rebuilt: number, total: number) => Promise<boolean>,
+): Promise<{ progress: Awaited<ReturnType<BenchContext['es']['rebuildAll']>>; seconds: number; peak: number }> {
   await ctx.dataSource.query('UPDATE ledger SET total = total + 1');
   const sampler = new RssSampler();
   sampler.start();
@@ -213,9 +210,13 @@ async function rebuildAfterTampering(ctx: BenchContext, total: number, rawRate: 
   const progress = await ctx.es.rebuildAll(Ledger);
   const seconds = Number(process.hrtime.bigint() - start) / 1e9;
   const peak = sampler.stop() / 2 ** 20;
-  if (progress.rebuilt !== progress.total || (await ctx.es.verify(Ledger)).length !== 0) {
-    throw new Error(`rebuildAll left drift: ${progress.rebuilt} of ${progress.total} rebuilt`);
-  }
+  if (!(await repaired(progress.rebuilt, progress.total))) throw new Error(`rebuildAll left drift: ${progress.rebuilt} of ${progress.total} rebuilt`);
+  return { progress, seconds, peak };
+}
+
+/** rebuildAll when every row is wrong, so every row is replayed and written back: one pass, timed. */
+async function rebuildAfterTampering(ctx: BenchContext, total: number, rawRate: number): Promise<CaseResult> {
+  const { progress, seconds, peak } = await timedRebuildAfterTampering(ctx, async (rebuilt, all) => rebuilt === all && (await ctx.es.verify(Ledger)).length === 0);
   const rate = total / seconds;
   const ratio = rate / rawRate;
   return {

@@ -4,6 +4,7 @@ import { ConcurrencyError, ConnectionLostError, EventSourcing } from 'typeorm-ev
 import { freshDatabase, testDataSource } from '../support/database';
 import { FpMeter, FpMeterInstalled, FpMeterRead, fastPathEntities } from '../support/fast-path-models';
 import { rejectionOf } from '../support/rejection';
+import { slowEventInserts } from '../support/slow-event-insert';
 import { expectOneStatementWrite, isColumnDefaultsQuery, StatementLog } from '../support/statement-log';
 import { Subscription, SubscriptionCreated, SubscriptionNoteAdded, subscriptionEntities } from '../support/subscription-model';
 import { columnsOf, eventRows, loadSubscription, subscriptionRow, writtenFieldsOf } from '../support/write-path-lint';
@@ -29,14 +30,7 @@ beforeAll(async () => {
   });
   es = await EventSourcing.attach(dataSource);
   // A write that takes its time, so that a test can break its connection while it runs.
-  await dataSource.query(`
-    CREATE FUNCTION edges_slow() RETURNS trigger LANGUAGE plpgsql AS $$
-    BEGIN
-      IF NEW.data->>'note' = 'slow' THEN PERFORM pg_sleep(3); END IF;
-      RETURN NEW;
-    END $$;
-    CREATE TRIGGER edges_slow BEFORE INSERT ON subscription_events FOR EACH ROW EXECUTE FUNCTION edges_slow();
-  `);
+  await slowEventInserts(dataSource, 'edges_slow');
 });
 
 afterAll(async () => {

@@ -2,6 +2,7 @@ import { Client } from 'pg';
 import type { DataSource } from 'typeorm';
 import { ConcurrencyError, ConnectionLostError, Dispatcher, EventSourcing, type ReactorContext } from 'typeorm-event-sourcing';
 import { testDataSource } from '../support/database';
+import { slowEventInserts } from '../support/slow-event-insert';
 import {
   FpAccount,
   FpAccountEmailChanged,
@@ -138,14 +139,7 @@ describe('a pool of one connection', () => {
   beforeAll(async () => {
     single = await testDataSource('fast_path_bugs_single', subscriptionEntities, { poolSize: 1 });
     singleEs = await EventSourcing.attach(single);
-    await single.query(`
-      CREATE FUNCTION bugs_slow() RETURNS trigger LANGUAGE plpgsql AS $$
-      BEGIN
-        IF NEW.data->>'note' = 'slow' THEN PERFORM pg_sleep(3); END IF;
-        RETURN NEW;
-      END $$;
-      CREATE TRIGGER bugs_slow BEFORE INSERT ON subscription_events FOR EACH ROW EXECUTE FUNCTION bugs_slow();
-    `);
+    await slowEventInserts(single, 'bugs_slow');
   });
 
   afterAll(async () => {
