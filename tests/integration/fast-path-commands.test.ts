@@ -4,8 +4,8 @@ import { AddNotes } from '../support/command-models';
 import { testDataSource } from '../support/database';
 import { rejectionOf } from '../support/rejection';
 import { StatementLog, updates, inserts } from '../support/statement-log';
-import { Subscription, SubscriptionCancelled, SubscriptionCreated, SubscriptionNoteAdded, SubscriptionRenamed, subscriptionEntities } from '../support/subscription-model';
-import { loadSubscription, subscriptionRow } from '../support/write-path-lint';
+import { Subscription, SubscriptionCancelled, SubscriptionNoteAdded, SubscriptionRenamed, subscriptionEntities } from '../support/subscription-model';
+import { appendedSubscription, loadSubscription, subscriptionRow } from '../support/write-path-lint';
 
 /**
  * Commands returning several events: consecutive events of one aggregate are one statement in
@@ -54,9 +54,8 @@ afterAll(async () => {
   await dataSource?.destroy();
 });
 
-async function created(userId: number): Promise<Subscription> {
-  const { aggregateId } = await es.append(SubscriptionCreated.build({ userId }));
-  return loadSubscription(dataSource, aggregateId);
+function created(userId: number): Promise<Subscription> {
+  return appendedSubscription(es, dataSource, userId);
 }
 
 const aggregateWrites = (sql: string) => updates(sql, 'subscription') || inserts(sql, 'subscription_events');

@@ -7,7 +7,7 @@ import { rejectionOf } from '../support/rejection';
 import { slowEventInserts } from '../support/slow-event-insert';
 import { expectOneStatementWrite, isColumnDefaultsQuery, StatementLog } from '../support/statement-log';
 import { Subscription, SubscriptionCreated, SubscriptionNoteAdded, subscriptionEntities } from '../support/subscription-model';
-import { columnsOf, eventRows, loadSubscription, subscriptionRow, writtenFieldsOf } from '../support/write-path-lint';
+import { columnsOf, eventRows, appendedSubscription, subscriptionRow, writtenFieldsOf } from '../support/write-path-lint';
 
 /**
  * The one-statement path at its edges: values TypeORM converts (uuid keys, transformers,
@@ -38,9 +38,8 @@ afterAll(async () => {
   await dataSource?.destroy();
 });
 
-async function created(userId: number): Promise<Subscription> {
-  const { aggregateId } = await es.append(SubscriptionCreated.build({ userId }));
-  return loadSubscription(dataSource, aggregateId);
+function created(userId: number): Promise<Subscription> {
+  return appendedSubscription(es, dataSource, userId);
 }
 
 test('a uuid key, a numeric with a transformer, simple-json, an enum and a bigint: read back through TypeORM', async () => {

@@ -18,7 +18,7 @@ import {
 import { rejectionOf } from '../support/rejection';
 import { expectLockedWrite, expectOneStatementWrite, StatementLog } from '../support/statement-log';
 import { Subscription, SubscriptionCreated, SubscriptionNoteAdded, subscriptionEntities } from '../support/subscription-model';
-import { loadSubscription, subscriptionRow } from '../support/write-path-lint';
+import { appendedSubscription, loadSubscription, subscriptionRow } from '../support/write-path-lint';
 
 /**
  * Where the first version of the fast path broke its contract or gave other results than the
@@ -45,9 +45,8 @@ afterAll(async () => {
   await dataSource?.destroy();
 });
 
-async function created(userId: number): Promise<Subscription> {
-  const { aggregateId } = await es.append(SubscriptionCreated.build({ userId }));
-  return loadSubscription(dataSource, aggregateId);
+function created(userId: number): Promise<Subscription> {
+  return appendedSubscription(es, dataSource, userId);
 }
 
 test('an instance loaded inside a transaction that rolled back is not trusted: the next write applies to the committed row', async () => {
@@ -150,8 +149,7 @@ describe('a pool of one connection', () => {
   test('a connection lost during the one statement is not given back to the pool: the next query works', async () => {
     const outcomes: string[] = [];
     for (let round = 0; round < 8; round += 1) {
-      const { aggregateId } = await singleEs.append(SubscriptionCreated.build({ userId: 3 }));
-      const subscription = await loadSubscription(single, aggregateId);
+      const subscription = await appendedSubscription(singleEs, single, 3);
       const write = rejectionOf(singleEs.append(SubscriptionNoteAdded.build({ subscription, note: 'slow' })));
       const killer = new Client({ connectionString: (single.options as { url: string }).url });
       await killer.connect();
@@ -191,8 +189,7 @@ describe('EventSourcing.attach(dataSource, { fastPath: false })', () => {
   });
 
   test('es.append of a loaded instance takes the locked path (SELECT ... FOR UPDATE), not a conditional UPDATE', async () => {
-    const { aggregateId } = await offEs.append(SubscriptionCreated.build({ userId: 9 }));
-    const subscription = await loadSubscription(off, aggregateId);
+    const subscription = await appendedSubscription(offEs, off, 9);
     const { statements } = await offLog.during(() => offEs.append(SubscriptionNoteAdded.build({ subscription, note: 'locked?' })));
     expectLockedWrite(statements, tables);
   });

@@ -4,7 +4,7 @@ import { ActivateSubscription } from '../support/command-models';
 import { testDataSource } from '../support/database';
 import { expectLockedWrite, expectOneStatementWrite, inserts, StatementLog, withListing, writeShape } from '../support/statement-log';
 import { Subscription, SubscriptionActivated, SubscriptionCreated, SubscriptionNoteAdded, subscriptionEntities } from '../support/subscription-model';
-import { loadSubscription, subscriptionRow } from '../support/write-path-lint';
+import { appendedSubscription, loadSubscription, subscriptionRow } from '../support/write-path-lint';
 
 /**
  * How the one statement is sent: as a named prepared statement by default, unnamed with
@@ -34,9 +34,8 @@ async function preparedEventInserts(dataSource: DataSource): Promise<string[]> {
   return rows.filter((row) => inserts(row.statement, tables.events)).map((row) => row.name);
 }
 
-async function created({ es, dataSource }: Attached, userId: number): Promise<Subscription> {
-  const { aggregateId } = await es.append(SubscriptionCreated.build({ userId }));
-  return loadSubscription(dataSource, aggregateId);
+function created({ es, dataSource }: Attached, userId: number): Promise<Subscription> {
+  return appendedSubscription(es, dataSource, userId);
 }
 
 let named: Attached;

@@ -180,6 +180,12 @@ export async function loadSubscription(dataSource: DataSource, id: unknown): Pro
   return dataSource.manager.findOneByOrFail(Subscription, { id: id as number });
 }
 
+/** A new subscription written through `es.append`, loaded by TypeORM: its stored state is known. */
+export async function appendedSubscription(es: EventSourcing, dataSource: DataSource, userId: number): Promise<Subscription> {
+  const { aggregateId } = await es.append(SubscriptionCreated.build({ userId }));
+  return loadSubscription(dataSource, aggregateId);
+}
+
 function slug(name: string): string {
   return name
     .toLowerCase()
