@@ -31,6 +31,14 @@ export interface EventTypeRecord {
   readonly name: string;
   /** Whether an event of this type, written without an existing aggregate, creates one. */
   readonly creates: boolean;
+  /** The version of the data shape new events are written with (`schema_version`). */
+  readonly version: number;
+  /** Upcasters by the version they read: `upcast[n]` turns version-n data into version n + 1. */
+  readonly upcast: Readonly<Record<number, (data: any) => Record<string, unknown>>>;
+  /** Earlier stored names whose rows load as this class. */
+  readonly aliases: readonly string[];
+  /** Whether new events of this type are refused (old rows still load). */
+  readonly retired: boolean;
 }
 
 export interface DataRecord {
@@ -85,6 +93,12 @@ export class MetadataStorage {
 
   eventTypeOf(target: Function): EventTypeRecord | undefined {
     return this.eventTypes.find((record) => record.target === target);
+  }
+
+  /** Every name rows of an event class may be stored under: its `@EventType` name, then its aliases. */
+  storedNamesOf(target: Function): string[] {
+    const record = this.eventTypeOf(target);
+    return record ? [record.name, ...record.aliases] : [target.name];
   }
 }
 
