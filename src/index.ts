@@ -19,7 +19,7 @@ export {
 export { Attribute, type AttributeOptions } from './commands/attribute.decorator';
 export { Command, type AttributeKeys, type CommandAttributes, type CommandCallOptions, type CommandEvents, type EmittedBy } from './commands/command';
 export { Data, type DataOptions } from './events/data.decorator';
-export { EventType, type EventTypeOptions } from './events/event-type.decorator';
+export { EventType, type EventTypeOptions, type Upcaster } from './events/event-type.decorator';
 export { EventsOf, type EventsOfOptions } from './events/events-of.decorator';
 export {
   EventSourcing,
@@ -46,10 +46,13 @@ export { EventAlreadyWrittenError } from './errors/event-already-written-error';
 export { EventApplyError } from './errors/event-apply-error';
 export { EventSourcingConfigError } from './errors/event-sourcing-config-error';
 export { EventSourcingError } from './errors/event-sourcing-error';
+export { EventSchemaVersionError } from './errors/event-schema-version-error';
+export { EventUpcastError } from './errors/event-upcast-error';
 export { ImmutableEventError } from './errors/immutable-event-error';
 export { InvalidEventDataError } from './errors/invalid-event-data-error';
 export { ReactorDeadlockError } from './errors/reactor-deadlock-error';
 export { ReactorError } from './errors/reactor-error';
+export { RetiredEventTypeError } from './errors/retired-event-type-error';
 export { UnknownEventAttributeError } from './errors/unknown-event-attribute-error';
 export { UnknownEventTypeError } from './errors/unknown-event-type-error';
 export { UsageError } from './errors/usage-error';

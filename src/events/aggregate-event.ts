@@ -2,9 +2,11 @@ import { Column, getMetadataArgsStorage } from 'typeorm';
 import { EventSourcingConfigError } from '../errors/event-sourcing-config-error';
 import { assertObjectArgument } from '../errors/usage-error';
 import { InvalidEventDataError } from '../errors/invalid-event-data-error';
+import { RetiredEventTypeError } from '../errors/retired-event-type-error';
 import { UnknownEventAttributeError } from '../errors/unknown-event-attribute-error';
 import { getMetadataStorage } from '../metadata/metadata-storage';
 import { collectData, hydrateData } from './event-data';
+import { upcastStoredData } from './upcasting';
 import { isAttached } from './attached-event-classes';
 import { assertExpectedVersion } from './expected-version';
 import { pendingWriteOf } from './pending-write';
@@ -90,7 +92,11 @@ export abstract class AggregateEvent<A extends object = any, K extends string = 
   declare aggregate?: A;
   /** The aggregate's version after this event: 1 for its first event, contiguous after that. */
   declare version: number;
-  /** The version of this event type's data shape, for upcasting older rows. */
+  /**
+   * The version of the data shape the row was stored with (`@EventType({ version })` when it was
+   * written). A loaded event keeps the stored value; its `@Data` attributes are upcast to the
+   * class's current version.
+   */
   declare schemaVersion: number;
   /** Free-form context, stored as jsonb. */
   declare metadata: EventMetadata;
@@ -117,9 +123,15 @@ export abstract class AggregateEvent<A extends object = any, K extends string = 
     return collectData(this, getMetadataStorage().dataOf(this.constructor));
   }
 
-  /** Hydrates the `@Data` properties from stored jsonb (declared properties only). */
+  /**
+   * Hydrates the `@Data` properties from stored jsonb (declared properties only), upcast first
+   * from the row's `schemaVersion` to the class's version (TypeORM assigns `schemaVersion` before
+   * `data`).
+   */
   set data(stored: Record<string, unknown>) {
-    hydrateData(this.type, this, getMetadataStorage().dataOf(this.constructor), stored);
+    const storage = getMetadataStorage();
+    const data = upcastStoredData(storage.eventTypeOf(this.constructor), this.constructor.name, stored, this.schemaVersion, this.id);
+    hydrateData(this.type, this, storage.dataOf(this.constructor), data);
   }
 
   /**
@@ -155,6 +167,8 @@ export abstract class AggregateEvent<A extends object = any, K extends string = 
     }
     const aggregateClass = eventsOf.aggregate();
     const aggregateKey = aggregateKeyOf(aggregateClass);
+    const eventType = storage.eventTypeOf(this);
+    if (eventType?.retired) throw new RetiredEventTypeError(eventType.name, this.name);
     const records = storage.dataOf(this);
     const dataNames = new Set(records.map((record) => record.propertyName));
     const pending = pendingWriteOf(event);

@@ -70,6 +70,8 @@ export function EventsOf(aggregate: () => Function, options: EventsOfOptions = {
       },
     });
     Index(['aggregateId', 'version'], { unique: true })(target);
+    // Projections read every events table in (tx_id, position) order from a checkpoint.
+    Index(['txId', 'position'])(target);
     getMetadataStorage().eventsOf.push({ target, aggregate });
   };
 }

@@ -165,7 +165,7 @@ export class FastPath {
         ...rowUpdateParameters(definition, aggregate, changed, id),
         state.version,
         events.length,
-        ...[0, 1, 2, 3].map((field) => values.map((stored) => stored[field])),
+        ...[0, 1, 2, 3, 4].map((field) => values.map((stored) => stored[field])),
       ];
       if (outbox) {
         parameters.push(
@@ -338,8 +338,8 @@ export class FastPath {
     return { stored, outbox: (row.outbox as OutboxRow[] | undefined) ?? [] };
   }
 
-  /** An event's type, data, metadata and createdAt, as its row stores them. */
-  #storedValues(event: AggregateEvent): [type: unknown, data: unknown, metadata: unknown, createdAt: Date] {
+  /** An event's type, data, metadata, createdAt and schema version, as its row stores them. */
+  #storedValues(event: AggregateEvent): [type: unknown, data: unknown, metadata: unknown, createdAt: Date, schemaVersion: number] {
     const driver = this.dataSource.driver;
     const metadata = this.dataSource.getMetadata(event.constructor);
     const column = (property: string) => metadata.findColumnWithPropertyName(property)!;
@@ -348,6 +348,7 @@ export class FastPath {
       driver.preparePersistentValue(event.data, column('data')),
       driver.preparePersistentValue(event.metadata, column('metadata')),
       event.createdAt,
+      event.schemaVersion,
     ];
   }
 }

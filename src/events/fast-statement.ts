@@ -32,9 +32,9 @@ function eventAndOutbox(driver: Driver, definition: AggregateDefinition, returne
   const column = (property: string) => eventsColumn(events, property);
   const id = `"c${returned.indexOf(definition.primaryColumn)}"`;
   const version = `"c${returned.indexOf(definition.versionColumn)}"`;
-  const [type, data, metadata, createdAt, table, reactors] = [0, 1, 2, 3, 4, 5].map((offset) => `$${first + offset}`);
-  let sql = `, "e" AS (INSERT INTO ${tableSql(driver, events)} (${column('aggregateId')}, ${column('version')}, ${column('type')}, ${column('data')}, ${column('metadata')}, ${column('createdAt')})
-  SELECT "a".${id}, "a".${version}, ${type}::varchar, ${data}::jsonb, ${metadata}::jsonb, ${createdAt}::timestamptz FROM "a"
+  const [type, data, metadata, createdAt, schemaVersion, table, reactors] = [0, 1, 2, 3, 4, 5, 6].map((offset) => `$${first + offset}`);
+  let sql = `, "e" AS (INSERT INTO ${tableSql(driver, events)} (${column('aggregateId')}, ${column('version')}, ${column('type')}, ${column('data')}, ${column('metadata')}, ${column('createdAt')}, ${column('schemaVersion')})
+  SELECT "a".${id}, "a".${version}, ${type}::varchar, ${data}::jsonb, ${metadata}::jsonb, ${createdAt}::timestamptz, ${schemaVersion}::int FROM "a"
   RETURNING ${column('id')} AS "id", ${column('position')} AS "position", ${column('txId')} AS "txId", ${column('schemaVersion')} AS "schemaVersion")`;
   if (outbox) {
     sql += `, "o" AS (INSERT INTO ${libraryObject(driver, OUTBOX_TABLE)} (events_table, event_id, event_position, event_type, reactor)
@@ -76,8 +76,8 @@ export function rowUpdate(definition: AggregateDefinition, changed: readonly Col
 
 /**
  * The event of an existing aggregate, conditional on the version: parameters are the changed
- * columns' values, then id and expected version, then type, data, metadata, createdAt, events
- * table, reactor names.
+ * columns' values, then id and expected version, then type, data, metadata, createdAt, schema
+ * version, events table, reactor names.
  */
 export function updateStatement(definition: AggregateDefinition, changed: readonly ColumnMetadata[], outbox: boolean): FastStatement {
   const driver = definition.metadata.connection.driver;
@@ -89,7 +89,7 @@ export function updateStatement(definition: AggregateDefinition, changed: readon
 /**
  * Several events of one aggregate, in order, conditional on the version before the first:
  * parameters are the changed columns' values, then id, expected version and the number of
- * events, then arrays of their types, data, metadata and createdAt, then the events table and
+ * events, then arrays of their types, data, metadata, createdAt and schema versions, then the events table and
  * the outbox rows as arrays of (event ordinal, reactor name). Returns one row: the aggregate's
  * columns, `events` (a JSON array of the events' ids, positions, txId, schemaVersion, version)
  * and `outbox`.
@@ -102,10 +102,10 @@ export function updateManyStatement(definition: AggregateDefinition, changed: re
   const column = (property: string) => eventsColumn(events, property);
   const id = `"c${update.returned.indexOf(definition.primaryColumn)}"`;
   const version = `"c${update.returned.indexOf(definition.versionColumn)}"`;
-  const [count, types, data, metadata, createdAt, table, ordinals, reactors] = [0, 1, 2, 3, 4, 5, 6, 7].map((offset) => `$${first + offset}`);
-  let text = `WITH "a" AS (${update.text}), "e" AS (INSERT INTO ${tableSql(driver, events)} (${column('aggregateId')}, ${column('version')}, ${column('type')}, ${column('data')}, ${column('metadata')}, ${column('createdAt')})
-  SELECT "a".${id}, "a".${version} - ${count}::int + "x"."ordinal", "x"."type", "x"."data", "x"."metadata", "x"."createdAt"
-  FROM "a", unnest(${types}::varchar[], ${data}::jsonb[], ${metadata}::jsonb[], ${createdAt}::timestamptz[]) WITH ORDINALITY AS "x"("type", "data", "metadata", "createdAt", "ordinal")
+  const [count, types, data, metadata, createdAt, schemaVersions, table, ordinals, reactors] = [0, 1, 2, 3, 4, 5, 6, 7, 8].map((offset) => `$${first + offset}`);
+  let text = `WITH "a" AS (${update.text}), "e" AS (INSERT INTO ${tableSql(driver, events)} (${column('aggregateId')}, ${column('version')}, ${column('type')}, ${column('data')}, ${column('metadata')}, ${column('createdAt')}, ${column('schemaVersion')})
+  SELECT "a".${id}, "a".${version} - ${count}::int + "x"."ordinal", "x"."type", "x"."data", "x"."metadata", "x"."createdAt", "x"."schemaVersion"
+  FROM "a", unnest(${types}::varchar[], ${data}::jsonb[], ${metadata}::jsonb[], ${createdAt}::timestamptz[], ${schemaVersions}::int[]) WITH ORDINALITY AS "x"("type", "data", "metadata", "createdAt", "schemaVersion", "ordinal")
   ORDER BY "x"."ordinal"
   RETURNING ${column('id')} AS "id", ${column('position')} AS "position", ${column('txId')} AS "txId", ${column('schemaVersion')} AS "schemaVersion", ${column('version')} AS "version", ${column('type')} AS "type")`;
   if (outbox) {
@@ -123,7 +123,7 @@ SELECT "a".*, (SELECT json_agg(json_build_object('id', "e"."id"::text, 'position
 
 /**
  * The event creating its aggregate: parameters are the given columns' values, then type, data,
- * metadata, createdAt, events table, reactor names.
+ * metadata, createdAt, schema version, events table, reactor names.
  */
 export function insertStatement(definition: AggregateDefinition, given: readonly ColumnMetadata[], outbox: boolean): FastStatement {
   const driver = definition.metadata.connection.driver;

@@ -6,11 +6,11 @@ import { pendingWriteOf } from './pending-write';
 import { forgetStoredState } from '../aggregates/stored-state';
 
 /** The fields the write path fills in on an event, as they were before its write. */
-export type EventFields = Pick<AggregateEvent, 'id' | 'aggregateId' | 'version' | 'createdAt' | 'metadata' | 'position' | 'txId'>;
+export type EventFields = Pick<AggregateEvent, 'id' | 'aggregateId' | 'version' | 'schemaVersion' | 'createdAt' | 'metadata' | 'position' | 'txId'>;
 
 export function eventFieldsOf(event: AggregateEvent): EventFields {
-  const { id, aggregateId, version, createdAt, metadata, position, txId } = event;
-  return { id, aggregateId, version, createdAt, metadata, position, txId };
+  const { id, aggregateId, version, schemaVersion, createdAt, metadata, position, txId } = event;
+  return { id, aggregateId, version, schemaVersion, createdAt, metadata, position, txId };
 }
 
 /** Puts an event's write-path fields back, so that the unwritten event can be saved again. */

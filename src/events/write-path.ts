@@ -17,6 +17,7 @@ import { pendingWriteOf } from './pending-write';
 import { writeBaseline } from '../baselines/write-baseline';
 import { eventFieldsOf, restoreEventFields, transactionDepthOf, type TransactionLog } from './transaction-log';
 import { tableSql } from '../schema/table-sql';
+import { RetiredEventTypeError } from '../errors/retired-event-type-error';
 import { forgetStoredState, rememberReturnedState, storedStateOf, workingCopy, type StoredState } from '../aggregates/stored-state';
 import { sameValue } from '../aggregates/column-values';
 import { rowUpdate, type FastStatement } from './fast-statement';
@@ -53,7 +54,11 @@ export function applyEvent(event: AggregateEvent, aggregate: ObjectLiteral, defi
 
 /** Checks the event's data and metadata can be stored faithfully, and merges scoped metadata in. */
 export function assertStorable(event: AggregateEvent): void {
-  for (const record of getMetadataStorage().dataOf(event.constructor)) {
+  const storage = getMetadataStorage();
+  const eventType = storage.eventTypeOf(event.constructor);
+  if (eventType?.retired) throw new RetiredEventTypeError(eventType.name, event.constructor.name);
+  event.schemaVersion = eventType?.version ?? 1;
+  for (const record of storage.dataOf(event.constructor)) {
     assertDataValue(event.type, record, (event as unknown as Record<string, unknown>)[record.propertyName]);
   }
   const scoped = scopedMetadata();

@@ -53,13 +53,15 @@ export class EventSourcingRegistry {
         }
       }
       for (const child of eventsMetadata.childEntityMetadatas) {
-        const type = storage.eventTypeOf(child.target as Function)?.name ?? child.discriminatorValue;
-        if (!type) continue;
-        const other = claimedTypes.get(type);
-        if (other && other !== child.target) {
-          throw new EventSourcingConfigError(`event type '${type}' is claimed by both ${other.name} and ${(child.target as Function).name}`);
+        const target = child.target as Function;
+        const types = storage.eventTypeOf(target) ? storage.storedNamesOf(target) : child.discriminatorValue ? [child.discriminatorValue] : [];
+        for (const type of types) {
+          const other = claimedTypes.get(type);
+          if (other && other !== target) {
+            throw new EventSourcingConfigError(`event type '${type}' is claimed by both ${other.name} and ${target.name} (as a name or an alias)`);
+          }
+          claimedTypes.set(type, target);
         }
-        claimedTypes.set(type, child.target as Function);
       }
       const listed = new Set(eventsMetadata.childEntityMetadatas.map((child) => child.target));
       const unlisted = storage.eventTypes.filter((record) => !listed.has(record.target) && storage.eventsOfFor(record.target)?.target === eventsMetadata.target);
@@ -76,6 +78,7 @@ export class EventSourcingRegistry {
           `${aggregateTarget.name}.${versionColumn.propertyName} is a @VersionColumn: TypeORM raises it on every save(), while an aggregate's version counts its events; replace it with @AggregateVersion() or remove it`,
         );
       }
+      loadAliasesAs(eventsMetadata);
       const definition = new AggregateDefinition(metadata, eventsMetadata, version.propertyName, aggregate);
       this.#byAggregate.set(aggregateTarget, definition);
       latestDefinitions.set(aggregateTarget, definition);
@@ -109,5 +112,25 @@ export class EventSourcingRegistry {
 
   get definitions(): AggregateDefinition[] {
     return [...this.#byAggregate.values()];
+  }
+}
+
+/**
+ * Makes rows stored under an event type's aliases load as its class through the events base
+ * class (TypeORM's `find`, relations, the library's readers): TypeORM picks the class of a row by
+ * the one discriminator value of each child's metadata, so each alias gets a view of the child's
+ * metadata with the alias as its value. Only the base class's list gets them: in a child's own
+ * list they would hide the child's columns, so a query of the child class itself
+ * (`getRepository(SubscriptionActivated)`) still selects only rows of its current name.
+ */
+function loadAliasesAs(eventsMetadata: EntityMetadata): void {
+  const storage = getMetadataStorage();
+  for (const child of [...eventsMetadata.childEntityMetadatas]) {
+    for (const alias of storage.eventTypeOf(child.target as Function)?.aliases ?? []) {
+      if (eventsMetadata.childEntityMetadatas.some((other) => other.discriminatorValue === alias)) continue;
+      const view: EntityMetadata = Object.create(child);
+      Object.defineProperty(view, 'discriminatorValue', { value: alias, enumerable: true });
+      eventsMetadata.childEntityMetadatas.push(view);
+    }
   }
 }

@@ -2,6 +2,7 @@ import { DelayedError, UnrecoverableError, type Processor } from 'bullmq';
 import type { DataSource, EntityManager } from 'typeorm';
 import type { AggregateDefinition } from '../aggregates/aggregate-definition';
 import { ConcurrencyError } from '../errors/concurrency-error';
+import { getMetadataStorage } from '../metadata/metadata-storage';
 import { isConnectionLoss } from '../errors/connection-loss';
 import { ConnectionLostError } from '../errors/connection-lost-error';
 import { ReactorDeadlockError } from '../errors/reactor-deadlock-error';
@@ -144,7 +145,8 @@ export class Reactions {
       try {
         const event = await dataSource.manager.findOne<AggregateEvent>(definition.eventsMetadata.target, { where: { id } });
         if (!event) throw new UnrecoverableError(`${table} row ${id} does not exist (job ${job.id})`);
-        if (event.position !== position || event.type !== type) {
+        // A job added before its type was renamed names the alias the row is stored under.
+        if (event.position !== position || !getMetadataStorage().storedNamesOf(event.constructor).includes(type)) {
           throw new UnrecoverableError(
             `${table} row ${id} is not the event job ${job.id} was added for (it is ${event.type} at position ${event.position}, the job names ${type} at position ${position}): the table was reset or restored`,
           );

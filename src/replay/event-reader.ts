@@ -4,7 +4,8 @@ import { UnknownEventTypeError } from '../errors/unknown-event-type-error';
 import { UsageError } from '../errors/usage-error';
 import { AggregateEvent } from '../events/aggregate-event';
 import { hydrateData } from '../events/event-data';
-import { getMetadataStorage, type DataRecord } from '../metadata/metadata-storage';
+import { upcastStoredData } from '../events/upcasting';
+import { getMetadataStorage, type DataRecord, type EventTypeRecord } from '../metadata/metadata-storage';
 import { tableSql } from '../schema/table-sql';
 import { EventSourcingSubscriber } from '../subscriber/event-sourcing-subscriber';
 
@@ -66,6 +67,8 @@ interface Source {
 interface EventShape {
   readonly metadata: EntityMetadata;
   readonly typeName: string;
+  /** The class's `@EventType` record: its version and upcasters. */
+  readonly eventType: EventTypeRecord | undefined;
   readonly records: readonly DataRecord[];
   /**
    * In TypeORM's order (the metadata's columns), so the instance's own keys come in the same
@@ -202,6 +205,7 @@ export class EventReader {
       this.#shapes.set(child.discriminatorValue, {
         metadata: child,
         typeName: storage.eventTypeOf(target)?.name ?? target.name,
+        eventType: storage.eventTypeOf(target),
         records: storage.dataOf(target),
         sources,
         ownDataSetter: dataSetterOf(target) === dataSetter,
@@ -354,7 +358,7 @@ export class EventReader {
       let value: unknown;
       if (index === AGGREGATE_ID) value = aggregateId;
       else if (index === DATA && shape.ownDataSetter) {
-        hydrateData(shape.typeName, event, shape.records, values[DATA]);
+        this.#hydrateData(event, values, shape);
         continue;
       } else if (index === CREATED_AT) value = createdAtOf(values[CREATED_AT]);
       else if (parse) value = values[index] === null ? null : this.#driver.prepareHydratedValue(parse(values[index] as string), column);
@@ -371,13 +375,21 @@ export class EventReader {
     event.id = fromJson(columns.id, values[ID]) as number;
     event.version = fromJson(columns.version, values[VERSION]) as number;
     event.schemaVersion = fromJson(columns.schemaVersion, values[2]) as number;
-    hydrateData(shape.typeName, event, shape.records, values[DATA]);
+    this.#hydrateData(event, values, shape);
     event.metadata = fromJson(columns.metadata, values[6]) as AggregateEvent['metadata'];
     event.createdAt = createdAtOf(values[CREATED_AT]) as Date;
     event.position = fromJson(columns.position, values[3]) as number;
     event.txId = fromJson(columns.txId, values[4]) as number;
     event.aggregateId = aggregateId;
     return event;
+  }
+
+  /** What AggregateEvent's data setter does: upcast from the row's schema version, then hydrate. */
+  #hydrateData(event: AggregateEvent, values: unknown[], shape: EventShape): void {
+    const stored = values[DATA];
+    const schemaVersion = fromJson(this.#columns.schemaVersion, values[2]);
+    const data = schemaVersion === (shape.eventType?.version ?? 1) ? stored : upcastStoredData(shape.eventType, shape.metadata.targetName, stored, schemaVersion, event.id);
+    hydrateData(shape.typeName, event, shape.records, data);
   }
 
   #unknownType(values: readonly unknown[]): UnknownEventTypeError {

@@ -5,4 +5,5 @@ export { eventMatchers, type EmittedData, type MatcherResult } from './event-mat
 export type { EventSummary, ExpectedEvent } from './event-summary';
 export { resetEventStore } from './reset-event-store';
 export { given, Scenario, type ScenarioOutcome } from './scenario';
+export { upcast } from './upcast';
 export { createTestDatabase, type TestDatabase, type TestDatabaseOptions } from './test-database';

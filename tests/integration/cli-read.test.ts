@@ -132,7 +132,7 @@ test('trace of an event inside a chain points to the chain, and an unknown id is
   });
 });
 
-test('stats counts events per table and type, the outbox backlog and the queue by state', async () => {
+test('stats counts events per table, type and schema version, the outbox backlog and the queue by state', async () => {
   // A row the relay has not handed over yet, two minutes old (the relay in this process would
   // take it after 5 s: its grace).
   await project.dataSource.query(
@@ -143,18 +143,18 @@ test('stats counts events per table and type, the outbox backlog and the queue b
     const [human, json] = await Promise.all([cli('stats'), cli('stats', '--json')]);
     const parsed = JSON.parse(ok(json));
     expect(parsed.events).toEqual([
-      { table: 'reward_events', type: 'Reward.Created', count: 2 },
-      { table: 'reward_events', type: 'Reward.SubscribersRecounted', count: 1 },
-      { table: 'subscription_events', type: 'Subscription.Activated', count: 1 },
-      { table: 'subscription_events', type: 'Subscription.Created', count: 1 },
-      { table: 'user_events', type: 'User.Registered', count: 1 },
+      { table: 'reward_events', type: 'Reward.Created', schemaVersion: 1, count: 2 },
+      { table: 'reward_events', type: 'Reward.SubscribersRecounted', schemaVersion: 1, count: 1 },
+      { table: 'subscription_events', type: 'Subscription.Activated', schemaVersion: 1, count: 1 },
+      { table: 'subscription_events', type: 'Subscription.Created', schemaVersion: 1, count: 1 },
+      { table: 'user_events', type: 'User.Registered', schemaVersion: 1, count: 1 },
     ]);
     expect(parsed.outbox).toEqual({ pending: 1, oldestPendingSeconds: expect.any(Number), enqueued: 0 });
     expect(parsed.outbox.oldestPendingSeconds).toBeGreaterThanOrEqual(120);
     expect(parsed.queue).toEqual({ name: project.es.queue.name, counts: expect.objectContaining({ completed: 3, failed: 0, waiting: 0, active: 0 }) });
     const text = ok(human);
-    expect(text).toMatch(/^events: 6\ntable\s+type\s+count\n/);
-    expect(text).toMatch(/^subscription_events\s+Subscription\.Activated\s+1$/m);
+    expect(text).toMatch(/^events: 6\ntable\s+type\s+schema version\s+count\n/);
+    expect(text).toMatch(/^subscription_events\s+Subscription\.Activated\s+1\s+1$/m);
     expect(text).toMatch(/^outbox: 1 pending, oldest 1\d\d(\.\d)? s old; 0 enqueued awaiting completion$/m);
     expect(text).toContain(`queue ${project.es.queue.name}:`);
     expect(text).toMatch(/^completed\s+3$/m);

@@ -5,18 +5,21 @@ import { table } from '../output';
 import { JOB_STATES } from '../queue';
 import { tableSql } from '../../schema/table-sql';
 
-/** `stats`: events per table and type, the outbox backlog, and the queue's jobs by state. */
+/** `stats`: events per table, type and schema version, the outbox backlog, and the queue's jobs by state. */
 export async function stats(run: CommandRun): Promise<number> {
   const queue = await run.reachQueue();
   const dataSource = run.es.dataSource;
   const driver = dataSource.driver;
-  const events: { table: string; type: string; count: number }[] = [];
+  const events: { table: string; type: string; schemaVersion: number; count: number }[] = [];
   for (const aggregate of aggregatesOf(dataSource)) {
     const { schema, tableName, discriminatorColumn } = aggregate.eventsMetadata;
     const path = tableSql(driver, { schema, tableName });
     const type = driver.escape(discriminatorColumn?.databaseName ?? 'type');
-    const rows: { type: string; count: number }[] = await dataSource.query(`SELECT ${type} AS type, count(*)::float8 AS count FROM ${path} GROUP BY 1 ORDER BY 1`);
-    for (const row of rows) events.push({ table: tableName, type: row.type, count: row.count });
+    const schemaVersion = driver.escape(aggregate.eventsMetadata.findColumnWithPropertyName('schemaVersion')!.databaseName);
+    const rows: { type: string; schemaVersion: number; count: number }[] = await dataSource.query(
+      `SELECT ${type} AS type, ${schemaVersion} AS "schemaVersion", count(*)::float8 AS count FROM ${path} GROUP BY 1, 2 ORDER BY 1, 2`,
+    );
+    for (const row of rows) events.push({ table: tableName, type: row.type, schemaVersion: row.schemaVersion, count: row.count });
   }
   const [outboxRow]: { pending: number; enqueued: number; oldest: number | null }[] = await dataSource.query(
     `SELECT count(*) FILTER (WHERE enqueued_at IS NULL)::float8 AS pending,
@@ -38,7 +41,9 @@ export async function stats(run: CommandRun): Promise<number> {
   }
   const total = events.reduce((sum, row) => sum + row.count, 0);
   run.print(`events: ${total}`);
-  if (events.length > 0) run.print(table(['table', 'type', 'count'], events.map((row) => [row.table, row.type, String(row.count)])));
+  if (events.length > 0) {
+    run.print(table(['table', 'type', 'schema version', 'count'], events.map((row) => [row.table, row.type, String(row.schemaVersion), String(row.count)])));
+  }
   run.print('');
   const oldest = outbox.oldestPendingSeconds === null ? '' : `, oldest ${outbox.oldestPendingSeconds} s old`;
   run.print(`outbox: ${outbox.pending} pending${oldest}; ${outbox.enqueued} enqueued awaiting completion`);
