@@ -357,7 +357,12 @@ describe('a default DataSource and a billing one on the same database', () => {
 
   test('an events table made by an earlier version (position defaulting to the sequence by name) loses that default when the schema statements run again', async () => {
     await inPublic.query(`ALTER TABLE public.invoice_events ALTER COLUMN "position" SET DEFAULT nextval((concat('es_event_position')))`);
-    expect(await schemaDiff(inPublic)).toEqual([expect.stringMatching(/^ALTER TABLE "invoice_events" ALTER COLUMN "position" DROP DEFAULT/)]);
+    // TypeORM rebuilds the (tx_id, position) index around a change of the column.
+    expect(await schemaDiff(inPublic)).toEqual([
+      expect.stringMatching(/^DROP INDEX "public"\."IDX_\w+"$/),
+      expect.stringMatching(/^ALTER TABLE "invoice_events" ALTER COLUMN "position" DROP DEFAULT/),
+      expect.stringMatching(/^CREATE INDEX "IDX_\w+" ON "invoice_events" {2}\("tx_id", "position"\)/),
+    ]);
     await publicEs.schema.create();
     expect(await schemaDiff(inPublic)).toEqual([]);
     const issued = await inPublic.manager.save(InvoiceIssued.build({ customer: 'old', amount: 2 }));

@@ -637,7 +637,7 @@ describe('write path', () => {
 
       expect(error).toBeInstanceOf(EventSourcingConfigError);
       expect(error.message).toBe(
-        "event type 'DuplicateType.Opened' is claimed by both DuplicateTypeLedgerOpened and DuplicateTypeAccountOpened",
+        "event type 'DuplicateType.Opened' is claimed by both DuplicateTypeLedgerOpened and DuplicateTypeAccountOpened (as a name or an alias)",
       );
       // Nothing was registered or created, and attaching stays possible once fixed.
       expect(misconfigured.subscribers).toHaveLength(0);
