@@ -1,5 +1,13 @@
 import type { DataSource } from 'typeorm';
-import { claimEnqueuedOutboxRows, claimOutboxRows, deleteOutboxRows, markOutboxRowsEnqueued } from './outbox';
+import { UsageError } from '../errors/usage-error';
+import {
+  claimEnqueuedOutboxRows,
+  claimOutboxRows,
+  deleteOutboxRows,
+  markOutboxRowsEnqueued,
+  releaseOutboxClaim,
+  type OutboxClaim,
+} from './outbox';
 import { settleOutboxRows } from './reactions';
 import type { ReactorQueue } from './reactor-queue';
 import type { RelayOptions } from './reactor-queue-options';
@@ -7,11 +15,21 @@ import { withTimeout } from './with-timeout';
 
 /**
  * Delivers outbox rows that the after-commit hand-over left behind (a process killed between
- * COMMIT and enqueue, Redis down, an enqueue that failed). Each batch is claimed with
- * `FOR UPDATE SKIP LOCKED`, added to the queue and deleted in one transaction, so many relays on
- * many machines never hand over the same row twice; a job added twice anyway (a crash after the
- * add) is ignored by BullMQ because its id exists. With `keepOutboxUntil: 'completed'` it also
- * adds again the jobs a Redis without persistence forgot.
+ * COMMIT and enqueue, Redis down, an enqueue that failed). No transaction is open while it waits
+ * for the queue, so a slow or frozen Redis never holds back the oldest running transaction
+ * (VACUUM, projections reading below the snapshot's xmin). A batch goes in three short steps:
+ *
+ * 1. claim: one statement, committed at once, sets `claimed_until` (now + `lease`) on up to
+ *    `batchSize` rows older than `grace` that no relay holds, chosen with `FOR UPDATE SKIP LOCKED`;
+ * 2. add the jobs to the queue, giving up after a quarter of the lease at most;
+ * 3. delete the rows (or, with `keepOutboxUntil: 'completed'`, mark them enqueued), or on
+ *    failure release the claim so that the next relay retries them at once.
+ *
+ * Many relays on many machines thus never hand over the same row twice while each finishes within
+ * its lease. A relay that dies after claiming leaves its rows to the others once the lease
+ * expires; a job added twice anyway (a crash after the add, a claim that expired mid-add) is
+ * ignored by BullMQ because its id exists. With `keepOutboxUntil: 'completed'` it also adds
+ * again, in the same three steps, the jobs a Redis without persistence forgot.
  */
 export class OutboxRelay {
   readonly #dataSource: DataSource;
@@ -20,6 +38,9 @@ export class OutboxRelay {
   readonly #grace: number;
   readonly #batchSize: number;
   readonly #recheckAfter: number;
+  readonly #lease: number;
+  /** How long one queue call may take: a claim covers at most two of them (recheckOnce). */
+  readonly #queueTimeout: number;
   readonly #keepUntil: 'enqueued' | 'completed';
   readonly #onError: (error: unknown) => void;
   #timer: NodeJS.Timeout | undefined;
@@ -39,6 +60,15 @@ export class OutboxRelay {
     this.#grace = options.grace ?? 5000;
     this.#batchSize = options.batchSize ?? 100;
     this.#recheckAfter = options.recheckAfter ?? 60_000;
+    const queueTimeout = Math.max(this.#interval, 5000);
+    const lease = options.lease ?? Math.max(30_000, 4 * queueTimeout);
+    if (typeof lease !== 'number' || !Number.isFinite(lease) || lease < 100) {
+      throw new UsageError('relay options', 'lease', `must be a number of milliseconds, at least 100, got ${String(lease)}`);
+    }
+    this.#lease = lease;
+    // Two queue calls and three short statements must fit in the lease with room to spare, or
+    // another relay could take the rows while this one is still adding them.
+    this.#queueTimeout = Math.min(queueTimeout, Math.floor(lease / 4));
     this.#keepUntil = keepUntil;
     this.#onError = onError;
   }
@@ -49,15 +79,15 @@ export class OutboxRelay {
     return this;
   }
 
-  /** Relays one batch now; returns how many rows it handed to the queue. */
+  /** Relays one batch now (whether the loop runs or not); returns how many rows it handed to the queue. */
   async relayOnce(): Promise<number> {
-    return this.#dataSource.transaction(async (manager) => {
-      const rows = await claimOutboxRows(manager, this.#grace, this.#batchSize);
-      if (rows.length === 0) return 0;
-      await withTimeout(this.#queue.add(rows), Math.max(this.#interval, 5000), 'relaying outbox rows to the queue');
-      await settleOutboxRows(manager, rows, this.#keepUntil);
-      return rows.length;
-    });
+    const manager = this.#dataSource.manager;
+    const claimed = await claimOutboxRows(manager, { graceMs: this.#grace, limit: this.#batchSize, leaseMs: this.#lease });
+    if (claimed.rows.length === 0) return 0;
+    await this.#orRelease(claimed, () => withTimeout(this.#queue.add(claimed.rows), this.#queueTimeout, 'relaying outbox rows to the queue'));
+    // The jobs are in the queue: whatever happens to the claim now, the rows are done with.
+    await settleOutboxRows(manager, claimed.rows, this.#keepUntil);
+    return claimed.rows.length;
   }
 
   /**
@@ -67,21 +97,25 @@ export class OutboxRelay {
    */
   async recheckOnce(): Promise<number> {
     if (this.#keepUntil !== 'completed') return 0;
-    return this.#dataSource.transaction(async (manager) => {
-      const rows = await claimEnqueuedOutboxRows(manager, this.#recheckAfter, this.#batchSize);
-      if (rows.length === 0) return 0;
-      const states = await withTimeout(Promise.all(rows.map((row) => this.#queue.jobState(row))), Math.max(this.#interval, 5000), 'reading job states');
-      const lost = rows.filter((_, index) => states[index] === 'unknown');
-      // A job that completed, or failed for good, is BullMQ's to report from here on.
-      const finished = rows.filter((_, index) => states[index] === 'completed' || states[index] === 'failed');
-      if (lost.length > 0) await withTimeout(this.#queue.add(lost), Math.max(this.#interval, 5000), 'adding lost jobs again');
-      await deleteOutboxRows(manager, finished.map((row) => row.id));
-      await markOutboxRowsEnqueued(
-        manager,
-        rows.filter((row) => !finished.includes(row)).map((row) => row.id),
-      );
-      return lost.length;
+    const manager = this.#dataSource.manager;
+    const claimed = await claimEnqueuedOutboxRows(manager, { ageMs: this.#recheckAfter, limit: this.#batchSize, leaseMs: this.#lease });
+    const rows = claimed.rows;
+    if (rows.length === 0) return 0;
+    const checked = await this.#orRelease(claimed, async () => {
+      const states = await withTimeout(Promise.all(rows.map((row) => this.#queue.jobState(row))), this.#queueTimeout, 'reading job states');
+      const missing = rows.filter((_, index) => states[index] === 'unknown');
+      if (missing.length > 0) await withTimeout(this.#queue.add(missing), this.#queueTimeout, 'adding lost jobs again');
+      return { missing, states };
     });
+    // A job that completed, or failed for good, is BullMQ's to report from here on.
+    const finished = rows.filter((_, index) => checked.states[index] === 'completed' || checked.states[index] === 'failed');
+    await deleteOutboxRows(manager, finished.map((row) => row.id));
+    // Checked again in another `recheckAfter`; the claim ends here.
+    await markOutboxRowsEnqueued(
+      manager,
+      rows.filter((row) => !finished.includes(row)).map((row) => row.id),
+    );
+    return checked.missing.length;
   }
 
   /** Stops the loop and waits for a batch in progress. Idempotent. */
@@ -100,6 +134,16 @@ export class OutboxRelay {
       });
     }, delay);
     this.#timer.unref();
+  }
+
+  /** Runs queue calls for claimed rows; if they fail, gives the rows back (best effort: the lease covers the rest). */
+  async #orRelease<T>(claimed: OutboxClaim, work: () => Promise<T>): Promise<T> {
+    try {
+      return await work();
+    } catch (error) {
+      await releaseOutboxClaim(this.#dataSource.manager, claimed).catch(() => undefined);
+      throw error;
+    }
   }
 
   async #drain(): Promise<void> {

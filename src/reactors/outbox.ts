@@ -5,7 +5,8 @@ import { libraryObject, OUTBOX_TABLE } from '../schema/event-sourcing-schema';
  * The outbox: one row per (event, async reactor), written in the event's transaction. A row is
  * deleted once its job is in the queue, or, with `keepOutboxUntil: 'completed'`, once the job has
  * completed. Rows that outlive the normal after-commit hand-over (a crash between COMMIT and
- * enqueue, Redis down) are what the relay delivers.
+ * enqueue, Redis down) are what the relay delivers; a relay claims them for a while
+ * (`claimed_until`) rather than keeping them locked in a transaction.
  */
 export interface OutboxRow {
   id: number;
@@ -44,9 +45,14 @@ export async function deleteOutboxRows(manager: EntityManager, ids: readonly num
   if (ids.length > 0) await manager.query(`DELETE FROM ${outbox(manager)} WHERE id = ANY($1::bigint[])`, [ids]);
 }
 
-/** Notes that the rows' jobs are in the queue (now); the relay looks at them again later. */
+/**
+ * Notes that the rows' jobs are in the queue (now), and lets go of any claim on them; the relay
+ * looks at them again after `recheckAfter`.
+ */
 export async function markOutboxRowsEnqueued(manager: EntityManager, ids: readonly number[]): Promise<void> {
-  if (ids.length > 0) await manager.query(`UPDATE ${outbox(manager)} SET enqueued_at = clock_timestamp() WHERE id = ANY($1::bigint[])`, [ids]);
+  if (ids.length > 0) {
+    await manager.query(`UPDATE ${outbox(manager)} SET enqueued_at = clock_timestamp(), claimed_until = NULL WHERE id = ANY($1::bigint[])`, [ids]);
+  }
 }
 
 /** After a job completed: its row is done with. */
@@ -55,29 +61,82 @@ export async function deleteOutboxRowByJobKey(manager: EntityManager, jobKey: st
 }
 
 /**
- * Locks up to `limit` rows not yet in the queue and older than `graceMs`, skipping rows another
- * relay holds. Call inside a transaction; delete or mark the rows before it commits.
+ * Rows a relay took for itself until `until`: no other relay takes them before then, whatever
+ * happens to this one. Nothing stays locked: the claim is a column, committed at once.
  */
-export async function claimOutboxRows(manager: EntityManager, graceMs: number, limit: number): Promise<OutboxRow[]> {
-  return manager.query(
-    `SELECT ${OUTBOX_RETURNING} FROM ${outbox(manager)}
-     WHERE enqueued_at IS NULL AND created_at < clock_timestamp() - make_interval(secs => $1::float8 / 1000)
-     ORDER BY id LIMIT $2 FOR UPDATE SKIP LOCKED`,
-    [graceMs, limit],
+export interface OutboxClaim {
+  rows: OutboxRow[];
+  /** `claimed_until` as PostgreSQL wrote it, to release exactly this claim and no later one. */
+  until: string | undefined;
+}
+
+/** The rows no relay holds: never claimed, released, or whose claim expired (its relay died or hung). */
+const UNCLAIMED = `(claimed_until IS NULL OR claimed_until < clock_timestamp())`;
+
+/**
+ * Claims, in one statement that commits at once, up to `limit` rows matching `where` that no
+ * other relay holds: `FOR UPDATE SKIP LOCKED` keeps two relays claiming at the same moment from
+ * taking the same row, and `claimed_until` keeps the others off it for `leaseMs` afterwards.
+ */
+async function claim(manager: EntityManager, where: string, order: string, params: unknown[], limit: number, leaseMs: number): Promise<OutboxClaim> {
+  const table = outbox(manager);
+  const n = params.length;
+  // The statement's own timestamp, not clock_timestamp(): one value for the whole batch, which is
+  // what `until` names.
+  // TypeORM answers an UPDATE with [rows, count].
+  const [rows]: [(OutboxRow & { until: string })[], number] = await manager.query(
+    `UPDATE ${table} SET claimed_until = statement_timestamp() + make_interval(secs => $${n + 2}::float8 / 1000)
+     FROM (SELECT id AS claimed_id FROM ${table} WHERE ${where} AND ${UNCLAIMED} ORDER BY ${order} LIMIT $${n + 1} FOR UPDATE SKIP LOCKED) AS claimable
+     WHERE id = claimed_id
+     RETURNING ${OUTBOX_RETURNING}, claimed_until::text AS until`,
+    [...params, limit, leaseMs],
+  );
+  const until = rows[0]?.until;
+  return { rows: rows.map(({ until: _until, ...row }) => row).sort((a, b) => a.id - b.id), until };
+}
+
+/**
+ * Claims up to `limit` rows not yet in the queue, older than `graceMs` (the after-commit
+ * hand-over is still at them before that), for `leaseMs`. Hand the rows to the queue outside any
+ * transaction, then delete or mark them; on failure, {@link releaseOutboxClaim}.
+ */
+export async function claimOutboxRows(manager: EntityManager, options: { graceMs: number; limit: number; leaseMs: number }): Promise<OutboxClaim> {
+  return claim(
+    manager,
+    `enqueued_at IS NULL AND created_at < clock_timestamp() - make_interval(secs => $1::float8 / 1000)`,
+    'id',
+    [options.graceMs],
+    options.limit,
+    options.leaseMs,
   );
 }
 
-/** Locks up to `limit` rows whose jobs were enqueued more than `ageMs` ago, to check they still exist. */
-export async function claimEnqueuedOutboxRows(manager: EntityManager, ageMs: number, limit: number): Promise<OutboxRow[]> {
-  return manager.query(
-    `SELECT ${OUTBOX_RETURNING} FROM ${outbox(manager)}
-     WHERE enqueued_at < clock_timestamp() - make_interval(secs => $1::float8 / 1000)
-     ORDER BY enqueued_at LIMIT $2 FOR UPDATE SKIP LOCKED`,
-    [ageMs, limit],
+/** Claims up to `limit` rows whose jobs were enqueued more than `ageMs` ago, to check they still exist. */
+export async function claimEnqueuedOutboxRows(manager: EntityManager, options: { ageMs: number; limit: number; leaseMs: number }): Promise<OutboxClaim> {
+  return claim(
+    manager,
+    `enqueued_at < clock_timestamp() - make_interval(secs => $1::float8 / 1000)`,
+    'enqueued_at',
+    [options.ageMs],
+    options.limit,
+    options.leaseMs,
   );
 }
 
-/** Rows whose jobs are not in the queue yet. */
+/**
+ * Gives claimed rows back at once (the queue did not take them), so that the next relay to look
+ * retries them without waiting for the lease. Rows another relay claimed since (this claim
+ * expired) are left alone.
+ */
+export async function releaseOutboxClaim(manager: EntityManager, claimed: OutboxClaim): Promise<void> {
+  if (claimed.rows.length === 0 || claimed.until === undefined) return;
+  await manager.query(`UPDATE ${outbox(manager)} SET claimed_until = NULL WHERE id = ANY($1::bigint[]) AND claimed_until = $2::timestamptz`, [
+    claimed.rows.map((row) => row.id),
+    claimed.until,
+  ]);
+}
+
+/** Rows whose jobs are not in the queue yet, claimed by a relay or not. */
 export async function countOutboxRows(manager: EntityManager): Promise<number> {
   const [{ count }] = await manager.query(`SELECT count(*)::int AS count FROM ${outbox(manager)} WHERE enqueued_at IS NULL`);
   return count;

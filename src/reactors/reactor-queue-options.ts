@@ -14,10 +14,19 @@ export interface RelayOptions {
    */
   grace?: number;
   /**
-   * Rows per transaction.
+   * Rows claimed and handed to the queue in one go.
    * @defaultValue 100
    */
   batchSize?: number;
+  /**
+   * Milliseconds a relay holds the rows it claimed (`es_outbox.claimed_until`) while it adds their
+   * jobs, with no transaction open. Other relays skip them until then; a relay that died or hung
+   * after claiming leaves them to the others once it has passed. The relay gives up on a queue
+   * call after `max(interval, 5000)` ms, or a quarter of the lease if that is shorter, so a claim
+   * always outlives the work it covers.
+   * @defaultValue `max(30000, 4 * max(interval, 5000))`
+   */
+  lease?: number;
   /**
    * With `keepOutboxUntil: 'completed'`: milliseconds after which the relay checks that the job
    * of a row still in the outbox is still in the queue, and adds it again if Redis lost it.

@@ -12,7 +12,7 @@ export type MigrationClass = new () => MigrationInterface;
  *
  * - the sequence `es_event_position`, which every events table's `position` column draws from;
  * - the table `es_outbox`, which holds async reactor jobs between the event's transaction and the
- *   queue (with its `job_key` and `enqueued_at` columns and indexes);
+ *   queue (with its `job_key`, `enqueued_at` and `claimed_until` columns and indexes);
  * - the one-row table `es_identity`: this database's random id (the first part of every reactor
  *   job id) and `secret`, the key reactor jobs are signed with;
  * - on every events table the DataSource knows, the trigger `es_position` (assigns `position`

@@ -5,7 +5,7 @@ import { tableSql } from './table-sql';
 
 /** The sequence every events table draws `position` from (see `AggregateEvent.position`). */
 export const POSITION_SEQUENCE = 'es_event_position';
-/** One row per (event, async reactor) not yet handed to the queue. */
+/** One row per (event, async reactor) not yet handed to the queue (or, kept, not yet completed). */
 export const OUTBOX_TABLE = 'es_outbox';
 /** A random id made when the schema is created, to keep job ids unique per database. */
 export const IDENTITY_TABLE = 'es_identity';
@@ -59,6 +59,9 @@ export function schemaStatements(driver: Driver, definitions: readonly Aggregate
     `ALTER TABLE ${outbox} ADD COLUMN IF NOT EXISTS job_key uuid NOT NULL DEFAULT gen_random_uuid()`,
     // Set when the job is in the queue, for outboxes kept until their jobs complete.
     `ALTER TABLE ${outbox} ADD COLUMN IF NOT EXISTS enqueued_at timestamptz`,
+    // Set by a relay for the rows it is handing over, instead of holding them locked in a
+    // transaction across the call to the queue; past it, another relay may take them.
+    `ALTER TABLE ${outbox} ADD COLUMN IF NOT EXISTS claimed_until timestamptz`,
     // Index names cannot be qualified: an index goes to its table's schema, and so does the
     // IF NOT EXISTS check, so each schema's outbox gets its own.
     `CREATE INDEX IF NOT EXISTS ${OUTBOX_TABLE}_created_at ON ${outbox} (created_at)`,
