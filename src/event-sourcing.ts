@@ -30,6 +30,7 @@ import { rebuildAll, rebuildOne, type RebuildAllOptions, type RebuildProgress } 
 import { stateAt, type StateAtOptions } from './replay/state-at';
 import { verify, type VerifyMismatch, type VerifyOptions } from './replay/verify';
 import { eventSourcingSchema, type EventSourcingSchema } from './schema/event-sourcing-schema';
+import { ProjectionRuntime, type Projections } from './projections/projections';
 import { EventSourcingSubscriber } from './subscriber/event-sourcing-subscriber';
 
 /** Something to run after every outermost COMMIT that wrote events. */
@@ -100,6 +101,7 @@ export class EventSourcing {
   readonly #onError: (error: unknown) => void;
   readonly #listeners = new Set<CommitListener>();
   readonly #fastPath: FastPath | undefined;
+  readonly #projections: ProjectionRuntime;
   #closed = false;
 
   /** The database objects the library needs besides TypeORM's tables, for migrations. */
@@ -124,6 +126,9 @@ export class EventSourcing {
       this.#fastPath = new FastPath(dataSource, reactors.reactions, log, this.#subscriber, committed, { statements: options.statements ?? 'named' });
     }
     this.schema = eventSourcingSchema(dataSource, registry.definitions);
+    this.#projections = new ProjectionRuntime(dataSource, registry, onError);
+    // Projection runners in every process hear of this process's commits (debounced NOTIFY).
+    this.afterCommit(() => this.#projections.committed());
     internals.set(this, { dataSource, registry, appendMany: (events, manager) => this.#appendMany(events, manager) });
   }
 
@@ -323,6 +328,14 @@ export class EventSourcing {
     return this.#reactors.relay(options);
   }
 
+  /**
+   * Read models built from events: `catchUp`, `run` and `status` of {@link Projection}s.
+   * See docs/projections.md.
+   */
+  get projections(): Projections {
+    return this.#projections.projections;
+  }
+
   /** The DataSource this instance is attached to. */
   get dataSource(): DataSource {
     return this.#dataSource;
@@ -345,13 +358,16 @@ export class EventSourcing {
   }
 
   /**
-   * Closes the workers (running jobs finish first), relays and queue this instance started, and
-   * unregisters the write path. Idempotent; every step runs even if one fails, and none waits
-   * longer than `queue.closeTimeout` (5000 ms) before dropping its connections.
+   * Stops the projection runners (each finishes its batch in progress and lets its connection
+   * go), then closes the workers (running jobs finish first), relays and queue this instance
+   * started, and unregisters the write path. Idempotent; every step runs even if one fails, and
+   * none of the queue's waits longer than `queue.closeTimeout` (5000 ms) before dropping its
+   * connections.
    */
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
+    await this.#projections.close();
     const index = this.#dataSource.subscribers.indexOf(this.#subscriber);
     if (index >= 0) this.#dataSource.subscribers.splice(index, 1);
     attached.delete(this.#dataSource);

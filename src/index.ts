@@ -28,6 +28,17 @@ export {
   type CommitListener,
   type EventSourcingOptions,
 } from './event-sourcing';
+export { Projection, type EventClass, type ProjectionHandler } from './projections/projection';
+export type {
+  Checkpoint,
+  ProjectionCatchUpOptions,
+  ProjectionFailure,
+  ProjectionLag,
+  ProjectionResult,
+  ProjectionRunOptions,
+  Projections,
+  ProjectionStatus,
+} from './projections/projections';
 export { Dispatcher, type DispatcherOptions, type ReactorRegistration } from './reactors/dispatcher';
 export type { OutboxRelay } from './reactors/outbox-relay';
 export type { Reactor, ReactorClass, ReactorContext, ReactorFunction, ReactorLike } from './reactors/reactor';
@@ -51,6 +62,7 @@ export { EventUpcastError } from './errors/event-upcast-error';
 export { ImmutableEventError } from './errors/immutable-event-error';
 export { InvalidEventDataError } from './errors/invalid-event-data-error';
 export { ReactorDeadlockError } from './errors/reactor-deadlock-error';
+export { ProjectionError } from './errors/projection-error';
 export { ReactorError } from './errors/reactor-error';
 export { RetiredEventTypeError } from './errors/retired-event-type-error';
 export { UnknownEventAttributeError } from './errors/unknown-event-attribute-error';

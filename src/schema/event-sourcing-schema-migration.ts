@@ -15,13 +15,15 @@ export type MigrationClass = new () => MigrationInterface;
  *   queue (with its `job_key`, `enqueued_at` and `claimed_until` columns and indexes);
  * - the one-row table `es_identity`: this database's random id (the first part of every reactor
  *   job id) and `secret`, the key reactor jobs are signed with;
+ * - the table `es_projections`: each projection's checkpoint and last error;
  * - on every events table the DataSource knows, the trigger `es_position` (assigns `position`
  *   from the sequence), the trigger `es_append_only` (refuses UPDATE and DELETE) and the
  *   statement trigger `es_no_truncate` (refuses TRUNCATE unless `typeorm_es.allow_truncate` is on
  *   in the transaction).
  *
  * All of it goes to the `schema` of the DataSource running the migration, when it names one.
- * `down` drops the triggers, their functions, the outbox and identity tables and the sequence.
+ * `down` drops the triggers, their functions, the outbox, identity and projections tables and the
+ * sequence.
  *
  * TypeORM orders migrations by the timestamp at the end of their name, so give one later than the
  * migration that creates your events tables. Its statements are idempotent (they also add columns

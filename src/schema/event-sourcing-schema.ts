@@ -9,6 +9,8 @@ export const POSITION_SEQUENCE = 'es_event_position';
 export const OUTBOX_TABLE = 'es_outbox';
 /** A random id made when the schema is created, to keep job ids unique per database. */
 export const IDENTITY_TABLE = 'es_identity';
+/** One row per projection: its checkpoint and its last error (see src/projections). */
+export const PROJECTIONS_TABLE = 'es_projections';
 const REFUSE_FUNCTION = 'es_refuse_event_change';
 const POSITION_FUNCTION = 'es_assign_position';
 const TRIGGER = 'es_append_only';
@@ -32,7 +34,8 @@ export function libraryObject(driver: Driver, name: string): string {
 
 /**
  * What the library needs in the database besides the tables TypeORM generates: the shared
- * position sequence, the reactor outbox, the database's identity and job-signing key and, on
+ * position sequence, the reactor outbox, the database's identity and job-signing key, the
+ * projections' checkpoints and, on
  * every events table, a trigger assigning `position` and triggers refusing UPDATE, DELETE and
  * TRUNCATE. All of it lives in the DataSource's `schema` ({@link libraryObject}). Every
  * statement is idempotent and safe to run from several processes at once.
@@ -43,6 +46,7 @@ export function schemaStatements(driver: Driver, definitions: readonly Aggregate
   const identity = libraryObject(driver, IDENTITY_TABLE);
   const refuse = libraryObject(driver, REFUSE_FUNCTION);
   const assignPosition = libraryObject(driver, POSITION_FUNCTION);
+  const projections = libraryObject(driver, PROJECTIONS_TABLE);
   const statements = [
     `SELECT pg_advisory_xact_lock(hashtext('typeorm-event-sourcing.schema'))`,
     `CREATE SEQUENCE IF NOT EXISTS ${sequence}`,
@@ -73,6 +77,16 @@ export function schemaStatements(driver: Driver, definitions: readonly Aggregate
     // The key reactor jobs are signed with: whoever can write to Redis cannot forge one.
     `ALTER TABLE ${identity} ADD COLUMN IF NOT EXISTS secret text NOT NULL DEFAULT (replace(gen_random_uuid()::text || gen_random_uuid()::text, '-', ''))`,
     `INSERT INTO ${identity} DEFAULT VALUES ON CONFLICT DO NOTHING`,
+    // The checkpoint is a pair, (tx_id, position), never the position alone: see
+    // docs/projections.md. Both are null until the projection's first batch.
+    `CREATE TABLE IF NOT EXISTS ${projections} (
+  name text PRIMARY KEY,
+  tx_id bigint,
+  position bigint,
+  updated_at timestamptz NOT NULL DEFAULT clock_timestamp(),
+  last_error jsonb,
+  CHECK ((tx_id IS NULL) = (position IS NULL))
+)`,
     `CREATE OR REPLACE FUNCTION ${refuse}() RETURNS trigger LANGUAGE plpgsql AS $fn$
 BEGIN
   IF TG_OP = 'TRUNCATE' THEN
@@ -141,6 +155,7 @@ export function dropSchemaStatements(driver: Driver, definitions: readonly Aggre
     `DROP FUNCTION IF EXISTS ${libraryObject(driver, REFUSE_FUNCTION)}()`,
     `DROP TABLE IF EXISTS ${libraryObject(driver, OUTBOX_TABLE)}`,
     `DROP TABLE IF EXISTS ${libraryObject(driver, IDENTITY_TABLE)}`,
+    `DROP TABLE IF EXISTS ${libraryObject(driver, PROJECTIONS_TABLE)}`,
     `DROP SEQUENCE IF EXISTS ${libraryObject(driver, POSITION_SEQUENCE)}`,
   ];
 }
@@ -166,7 +181,7 @@ export interface EventSourcingSchema {
   sql(): string;
   /** Runs the statements in one transaction. */
   create(): Promise<void>;
-  /** Removes what `create` made (triggers, functions, sequence, outbox and identity tables); the other tables are TypeORM's. */
+  /** Removes what `create` made (triggers, functions, sequence, outbox, identity and projections tables); the other tables are TypeORM's. */
   drop(): Promise<void>;
 }
 

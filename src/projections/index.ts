@@ -1,0 +1,16 @@
+// The pieces of projections, for the library's own later users (rebuild with swap, es.fold):
+// the reader, the one-transaction batch, the checkpoints table, the runner.
+export { Projection, eventClassesOf, handlersFor, type EventClass, type ProjectionHandler } from './projection';
+export { EventStream, sourcesOf, type Checkpoint, type ProjectionLag, type StreamSource, type StreamedEvent } from './projection-stream';
+export { runBatch, type BatchJob, type BatchResult } from './projection-batch';
+export { ProjectionCheckpoints, type CheckpointRow, type ProjectionFailure } from './projection-checkpoints';
+export { ProjectionRunner, type RunnerSetup } from './projection-runner';
+export { CommitNotifier, wakeUpChannel } from './projection-wakeup';
+export {
+  Projections,
+  ProjectionRuntime,
+  type ProjectionCatchUpOptions,
+  type ProjectionResult,
+  type ProjectionRunOptions,
+  type ProjectionStatus,
+} from './projections';
