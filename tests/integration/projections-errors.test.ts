@@ -111,7 +111,7 @@ test('run retries a failing batch with backoff, never skipping the event, report
   const stop = new AbortController();
   const started = performance.now();
   const running = es.projections.run(projection, { signal: stop.signal, pollInterval: 20, retryDelay: 40, maxRetryDelay: 160 });
-  await waitFor('four failures', async () => failures >= 4, 5000, 5);
+  await waitFor('four failures', async () => failures >= 4, 20_000, 5);
   const elapsed = performance.now() - started;
   // 40 + 80 + 160 ms of backoff at least between the four tries.
   expect(elapsed).toBeGreaterThanOrEqual(270);
@@ -121,7 +121,7 @@ test('run retries a failing batch with backoff, never skipping the event, report
   expect(errors.every((error) => error instanceof ProjectionError && error.eventId === written[1].id)).toBe(true);
 
   failing = false;
-  await waitFor('the three notes', async () => (await handledRows(dataSource)).length === 3, 5000, 10);
+  await waitFor('the three notes', async () => (await handledRows(dataSource)).length === 3, 20_000, 10);
   stop.abort();
   expect(await running).toEqual({ processed: 3 });
   expect((await handledRows(dataSource)).map((row) => row.id)).toEqual(written.map((event) => event.id));

@@ -120,19 +120,19 @@ test('a second run of the same projection stands by while the first holds the lo
   const first = new AbortController();
   const second = new AbortController();
   const firstRun = es.projections.run(projection, { signal: first.signal, pollInterval: 30 });
-  await waitFor('the first runner to hold the lock', async () => (await advisoryLocks(dataSource)).length === 1, 5000, 10);
+  await waitFor('the first runner to hold the lock', async () => (await advisoryLocks(dataSource)).length === 1, 20_000, 10);
   const secondRun = es.projections.run(projection, { signal: second.signal, pollInterval: 30 });
   await sleep(150); // long enough for the second to have tried the lock a few times
 
   for (let i = 0; i < 5; i += 1) await es.append(SubscriptionCreated.build({ userId: 100 + i }));
-  await waitFor('the five events to be handled', async () => (await handledRows(dataSource)).length === 5, 5000, 20);
+  await waitFor('the five events to be handled', async () => (await handledRows(dataSource)).length === 5, 20_000, 20);
   expect(await advisoryLocks(dataSource)).toHaveLength(1);
 
   first.abort();
   expect(await firstRun).toEqual({ processed: 5 });
-  await waitFor('the second runner to take the lock', async () => (await advisoryLocks(dataSource)).length === 1, 5000, 10);
+  await waitFor('the second runner to take the lock', async () => (await advisoryLocks(dataSource)).length === 1, 20_000, 10);
   for (let i = 0; i < 4; i += 1) await es.append(SubscriptionCreated.build({ userId: 200 + i }));
-  await waitFor('the four events to be handled', async () => (await handledRows(dataSource)).length === 9, 5000, 20);
+  await waitFor('the four events to be handled', async () => (await handledRows(dataSource)).length === 9, 20_000, 20);
   second.abort();
   expect(await secondRun).toEqual({ processed: 4 });
   expect(await advisoryLocks(dataSource)).toHaveLength(0);
@@ -147,14 +147,14 @@ test('two processes (two DataSources here) running one projection: only the lock
     await dataSource.query(`TRUNCATE ${HANDLED_TABLE}`);
     const stopOne = new AbortController();
     const one = es.projections.run(projectionIn('one'), { signal: stopOne.signal, pollInterval: 30 });
-    await waitFor('one to hold the lock', async () => (await advisoryLocks(dataSource)).length === 1, 5000, 10);
+    await waitFor('one to hold the lock', async () => (await advisoryLocks(dataSource)).length === 1, 20_000, 10);
     const two = otherEs.projections.run(projectionIn('two'), { pollInterval: 30 });
     for (let i = 0; i < 6; i += 1) await es.append(SubscriptionCreated.build({ userId: 300 + i }));
-    await waitFor('six handled', async () => (await handledRows(dataSource)).length === 6, 5000, 20);
+    await waitFor('six handled', async () => (await handledRows(dataSource)).length === 6, 20_000, 20);
     stopOne.abort();
     await one;
     for (let i = 0; i < 3; i += 1) await otherEs.append(SubscriptionCreated.build({ userId: 400 + i }));
-    await waitFor('nine handled', async () => (await handledRows(dataSource)).length === 9, 5000, 20);
+    await waitFor('nine handled', async () => (await handledRows(dataSource)).length === 9, 20_000, 20);
     expect((await handledRows(dataSource)).map((row) => row.by)).toEqual([...Array(6).fill('one'), ...Array(3).fill('two')]);
     // es.close() stops the runner of that instance, and its lock goes with its connection.
     await otherEs.close();
@@ -172,13 +172,14 @@ test('a commit wakes a runner through NOTIFY long before its poll interval', asy
   await dataSource.query(`TRUNCATE ${HANDLED_TABLE}`);
   const stop = new AbortController();
   const running = es.projections.run(projection, { signal: stop.signal, pollInterval: 60_000 });
-  await waitFor('the runner to listen', async () => (await dataSource.query(`SELECT 1 FROM pg_stat_activity WHERE query LIKE 'LISTEN%'`)).length > 0, 5000, 10);
+  await waitFor('the runner to listen', async () => (await dataSource.query(`SELECT 1 FROM pg_stat_activity WHERE datname = current_database() AND query LIKE 'LISTEN%'`)).length > 0, 20_000, 10);
+  await sleep(200); // its first batch done: from now on only a notification or the poll wakes it
   const written = performance.now();
   await es.append(SubscriptionCreated.build({ userId: 500 }));
-  await waitFor('the event to be handled', async () => (await handledRows(dataSource)).length === 1, 5000, 10);
+  await waitFor('the event to be handled', async () => (await handledRows(dataSource)).length === 1, 20_000, 10);
   const latency = performance.now() - written;
   recordFigure('projection wake-up latency', latency, 'ms');
-  expect(latency).toBeLessThan(2000);
+  expect(latency).toBeLessThan(10_000);
   stop.abort();
   expect(await running).toEqual({ processed: 1 });
 });
@@ -189,7 +190,8 @@ test('an event held back by an older open transaction is handled soon after that
   await dataSource.query(`TRUNCATE ${HANDLED_TABLE}`);
   const stop = new AbortController();
   const running = es.projections.run(projection, { signal: stop.signal, pollInterval: 60_000 });
-  await waitFor('the runner to listen', async () => (await dataSource.query(`SELECT 1 FROM pg_stat_activity WHERE query LIKE 'LISTEN%'`)).length > 0, 5000, 10);
+  await waitFor('the runner to listen', async () => (await dataSource.query(`SELECT 1 FROM pg_stat_activity WHERE datname = current_database() AND query LIKE 'LISTEN%'`)).length > 0, 20_000, 10);
+  await sleep(200); // its first batch done: from now on only a notification or the poll wakes it
   // An unrelated transaction that has written (it has a transaction id) stays open...
   const older = dataSource.createQueryRunner();
   await older.connect();
@@ -202,9 +204,9 @@ test('an event held back by an older open transaction is handled soon after that
   const ended = performance.now();
   await older.commitTransaction();
   await older.release();
-  await waitFor('the held-back event to be handled', async () => (await handledRows(dataSource)).length === 1, 5000, 10);
+  await waitFor('the held-back event to be handled', async () => (await handledRows(dataSource)).length === 1, 20_000, 10);
   recordFigure('projection held-back pick-up', performance.now() - ended, 'ms');
-  expect(performance.now() - ended).toBeLessThan(2000);
+  expect(performance.now() - ended).toBeLessThan(10_000);
   stop.abort();
   expect(await running).toEqual({ processed: 1 });
 });
@@ -218,16 +220,16 @@ test('a runner whose lock connection is killed stops, acquires the lock again on
   const [{ pid }] = await waitFor('the lock', async () => {
     const locks = await advisoryLocks(dataSource);
     return locks.length === 1 && locks;
-  }, 5000, 10);
+  }, 20_000, 10);
   await es.append(SubscriptionCreated.build({ userId: 600 }));
-  await waitFor('one handled', async () => (await handledRows(dataSource)).length === 1, 5000, 10);
+  await waitFor('one handled', async () => (await handledRows(dataSource)).length === 1, 20_000, 10);
   await dataSource.query('SELECT pg_terminate_backend($1)', [pid]);
   await waitFor('the lock on another connection', async () => {
     const locks = await advisoryLocks(dataSource);
     return locks.length === 1 && locks[0].pid !== pid;
-  }, 5000, 10);
+  }, 20_000, 10);
   await es.append(SubscriptionCreated.build({ userId: 601 }));
-  await waitFor('two handled', async () => (await handledRows(dataSource)).length === 2, 5000, 10);
+  await waitFor('two handled', async () => (await handledRows(dataSource)).length === 2, 20_000, 10);
   stop.abort();
   expect(await running).toEqual({ processed: 2 });
   expect((await handledRows(dataSource)).map((row) => row.type)).toEqual(['Subscription.Created', 'Subscription.Created']);
