@@ -235,6 +235,29 @@ test('a runner whose lock connection is killed stops, acquires the lock again on
   expect((await handledRows(dataSource)).map((row) => row.type)).toEqual(['Subscription.Created', 'Subscription.Created']);
 });
 
+test('starting over as docs/projections.md says (delete the row, then empty the read model, in one transaction) while a runner runs: it handles every event again, once, on the empty table', async () => {
+  const projection = new Projection('start-over').on(SubscriptionCreated, (event, manager) => recordHandled(manager, event));
+  const stop = new AbortController();
+  const running = es.projections.run(projection, { signal: stop.signal, pollInterval: 20 });
+  const created = await storedEvents(dataSource, ['subscription_events'], ['Subscription.Created']);
+  await waitFor('the first pass', async () => (await handledRows(dataSource)).length === created.length, 20_000, 10);
+  // Batches keep running meanwhile (a write wakes the runner again and again).
+  const writes = (async () => {
+    for (let i = 0; i < 10; i += 1) await es.append(SubscriptionCreated.build({ userId: 800 + i }));
+  })();
+  await dataSource.transaction(async (manager) => {
+    await manager.query(`DELETE FROM es_projections WHERE name = 'start-over'`);
+    await manager.query(`TRUNCATE ${HANDLED_TABLE}`);
+  });
+  await writes;
+  const all = await storedEvents(dataSource, ['subscription_events'], ['Subscription.Created']);
+  await waitFor('the second pass', async () => (await handledRows(dataSource)).length === all.length, 20_000, 10);
+  stop.abort();
+  await running;
+  expect((await handledRows(dataSource)).map((row) => row.id)).toEqual(all.map((row) => row.id));
+  expect(errors).toEqual([]);
+});
+
 test('a run given an aborted signal resolves at once, having handled nothing and taken no lock', async () => {
   const projection = new Projection('aborted-before').on(SubscriptionCreated, (event, manager) => recordHandled(manager, event));
   await es.append(SubscriptionCreated.build({ userId: 700 }));
