@@ -1,5 +1,7 @@
 import type { DataSource, EntityManager } from 'typeorm';
-import type { AggregateEvent } from 'typeorm-event-sourcing';
+// Relative, not the package name: the projection child process (tests/processes) compiles this
+// file too, and must load the same src/ as its caller.
+import type { AggregateEvent } from '../../src';
 
 /**
  * The read model of the projection tests: one row per handled event, keyed by (table, id), so a
