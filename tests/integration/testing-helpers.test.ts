@@ -359,12 +359,15 @@ describe('testing helpers', () => {
       expect(await count('subscription')).toBe(1);
       expect(await count('subscription_events')).toBe(2);
       expect(await count('es_outbox')).toBe(1);
+      await dataSource.query(`INSERT INTO es_projections (name, tx_id, position) VALUES ('report', 1, 1)`);
+      expect(await count('es_projections')).toBe(1);
     });
 
-    test('(next case) starts from empty aggregate, events and outbox tables, identities restarted', async () => {
+    test('(next case) starts from empty aggregate, events, outbox and projection checkpoint tables, identities restarted', async () => {
       expect(await count('subscription')).toBe(0);
       expect(await count('subscription_events')).toBe(0);
       expect(await count('es_outbox')).toBe(0);
+      expect(await count('es_projections')).toBe(0);
       const created = await dataSource.manager.save(SubscriptionCreated.build({ userId: 2 }));
       expect(created.aggregateId).toBe(1);
       expect(created.id).toBe(1);
