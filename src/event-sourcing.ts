@@ -31,6 +31,8 @@ import { stateAt, type StateAtOptions } from './replay/state-at';
 import { verify, type VerifyMismatch, type VerifyOptions } from './replay/verify';
 import { eventSourcingSchema, type EventSourcingSchema } from './schema/event-sourcing-schema';
 import { ProjectionRuntime, type Projections } from './projections/projections';
+import { foldEvents, type FoldQuery, type FoldReducer } from './projections/fold';
+import type { EventClass } from './projections/projection';
 import { EventSourcingSubscriber } from './subscriber/event-sourcing-subscriber';
 
 /** Something to run after every outermost COMMIT that wrote events. */
@@ -281,6 +283,30 @@ export class EventSourcing {
   async verify<A extends object>(aggregate: AggregateClass<A>, options: VerifyOptions = {}): Promise<VerifyMismatch[]> {
     this.#assertOpen();
     return verify(this.#dataSource.manager, this.#registry.aggregate(aggregate), options);
+  }
+
+  /**
+   * A one-off report over history, without a table: the events `query` selects (event classes,
+   * optionally one aggregate, a time or position range) pass through `reducer` in order, a batch
+   * at a time, all from one snapshot taken when the call starts. See docs/projections.md.
+   *
+   * @example
+   * ```ts
+   * const activationsByMonth = await es.fold(
+   *   { events: SubscriptionActivated, from: new Date('2026-01-01') },
+   *   (counts, event) => {
+   *     const month = event.createdAt.toISOString().slice(0, 7);
+   *     return { ...counts, [month]: (counts[month] ?? 0) + 1 };
+   *   },
+   *   {} as Record<string, number>,
+   * );
+   * ```
+   * @throws UsageError for a malformed query; EventSourcingConfigError for a class that is not an
+   * event class of this DataSource.
+   */
+  async fold<C extends EventClass, T>(query: FoldQuery<C>, reducer: FoldReducer<T, InstanceType<C>>, initial: T): Promise<T> {
+    this.#assertOpen();
+    return foldEvents(this.#dataSource, this.#registry, query, reducer, initial);
   }
 
   /**

@@ -6,6 +6,7 @@ export { runBatch, type BatchJob, type BatchResult } from './projection-batch';
 export { ProjectionCheckpoints, type CheckpointRow, type ProjectionFailure } from './projection-checkpoints';
 export { ProjectionRunner, type RunnerSetup } from './projection-runner';
 export { CommitNotifier, wakeUpChannel } from './projection-wakeup';
+export { foldEvents, type FoldQuery, type FoldReducer } from './fold';
 export {
   Projections,
   ProjectionRuntime,

@@ -60,6 +60,27 @@ export function sourcesOf(dataSource: DataSource, registry: EventSourcingRegistr
   return [...byTable].map(([definition, types]) => ({ definition, types: [...types] }));
 }
 
+/** Which events a {@link EventStream.readRange} reads, besides their types. */
+export interface StreamRange {
+  /** One aggregate's events only (its id as the events table stores it); read in version order. */
+  readonly aggregateId?: unknown;
+  /** Events created at or after this moment. */
+  readonly from?: Date;
+  /** Events created before this moment. */
+  readonly to?: Date;
+  /** Events at this position or later. */
+  readonly fromPosition?: number;
+  /** Events at this position or earlier. */
+  readonly toPosition?: number;
+}
+
+/** Where a {@link EventStream.readRange} stopped: the last event read. */
+export interface RangeCursor {
+  readonly txId: number;
+  readonly position: number;
+  readonly version: number;
+}
+
 /** Bigint bounds as text: pg takes them exactly, where a JavaScript number could not hold them. */
 const BEFORE_EVERYTHING = '-9223372036854775808';
 
@@ -118,6 +139,41 @@ export class EventStream {
   }
 
   /**
+   * At most `limit` events after `after` within `range`, as `manager`'s snapshot sees them: for
+   * one-off reads in one snapshot (`es.fold`), where no horizon is needed because nothing can
+   * appear between two reads of the same snapshot. In `(tx_id, position)` order, the order
+   * projections see; one aggregate's events (`range.aggregateId`, a single source) in version
+   * order, on the (aggregate, version) index.
+   */
+  async readRange(manager: EntityManager, range: StreamRange, after: RangeCursor | null, limit: number): Promise<StreamedEvent[]> {
+    const byVersion = range.aggregateId !== undefined;
+    const parameters: unknown[] = [limit];
+    const parameter = (value: unknown) => `$${parameters.push(value)}`;
+    const parts = this.#sources.map((source, index) => {
+      const c = this.#columns(source);
+      const where = [`${c.type} = ANY(${parameter(source.types)}::text[])`];
+      if (byVersion) {
+        where.push(`${c.aggregateId} = ${parameter(range.aggregateId)}`);
+        if (after) where.push(`${c.version} > ${parameter(after.version)}`);
+      } else if (after) {
+        where.push(`(${c.txId}, ${c.position}) > (${parameter(String(after.txId))}::bigint, ${parameter(String(after.position))}::bigint)`);
+      }
+      if (range.from) where.push(`${c.createdAt} >= ${parameter(range.from)}`);
+      if (range.to) where.push(`${c.createdAt} < ${parameter(range.to)}`);
+      if (range.fromPosition !== undefined) where.push(`${c.position} >= ${parameter(String(range.fromPosition))}::bigint`);
+      if (range.toPosition !== undefined) where.push(`${c.position} <= ${parameter(String(range.toPosition))}::bigint`);
+      const order = byVersion ? `${c.version}` : `${c.txId}, ${c.position}`;
+      return (
+        `(SELECT ${index} AS "source", ${c.id}::text AS "id", ${c.txId}::text AS "txId", ${c.position}::text AS "position", ${c.version} AS "version" ` +
+        `FROM ${c.table} WHERE ${where.join(' AND ')} ORDER BY ${order} LIMIT $1)`
+      );
+    });
+    const order = byVersion ? '"version"' : '"txId"::bigint, "position"::bigint';
+    const rows: KeyRow[] = await manager.query(`SELECT * FROM (${parts.join(' UNION ALL ')}) batch ORDER BY ${order} LIMIT $1`, parameters);
+    return this.#hydrate(manager, rows);
+  }
+
+  /**
    * Whether events of the stream's types after `after` are committed and visible but not
    * readable yet, held back by a transaction still open below them. That transaction commits or
    * rolls back without a word to anyone; whoever waits for these events should look again soon
@@ -163,6 +219,8 @@ export class EventStream {
       txId: column('txId'),
       position: column('position'),
       createdAt: column('createdAt'),
+      version: column('version'),
+      aggregateId: this.#driver.escape(metadata.findColumnWithPropertyName('aggregateId')!.databaseName),
       type: this.#driver.escape(metadata.discriminatorColumn!.databaseName),
     };
   }
