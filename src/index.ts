@@ -29,7 +29,7 @@ export {
   type EventSourcingOptions,
 } from './event-sourcing';
 export { Projection, type EventClass, type ProjectionHandler } from './projections/projection';
-export type { FoldQuery, FoldReducer } from './projections/fold';
+export type { FoldAggregate, FoldQuery, FoldReducer } from './projections/fold';
 export type {
   Checkpoint,
   ProjectionCatchUpOptions,

@@ -1,4 +1,5 @@
 import type { DataSource } from 'typeorm';
+import type { AggregateClass } from '../event-sourcing';
 import { assertObjectArgument, UsageError } from '../errors/usage-error';
 import type { EventSourcingRegistry } from '../metadata/event-sourcing-registry';
 import type { EventClass } from './projection';
@@ -12,7 +13,7 @@ export interface FoldQuery<C extends EventClass = EventClass> {
    * Only the events of one aggregate (every class must be an event of its type): read in version
    * order. Without it, events come in the order projections see them, `(txId, position)`.
    */
-  aggregate?: { type: abstract new (...args: any[]) => object; id: unknown };
+  aggregate?: FoldAggregate;
   /** Events created at or after this moment. */
   from?: Date;
   /** Events created before this moment. */
@@ -26,6 +27,14 @@ export interface FoldQuery<C extends EventClass = EventClass> {
    * @defaultValue 1000
    */
   batchSize?: number;
+}
+
+/** One aggregate whose events `es.fold` reads. */
+export interface FoldAggregate {
+  /** The aggregate class, e.g. `Subscription`. */
+  type: AggregateClass<object>;
+  /** The aggregate's primary key. */
+  id: unknown;
 }
 
 /** Folds one event into the report's state; may be async. */

@@ -588,6 +588,42 @@ test('the fast path from the installed package: one statement, stale and edited 
   });
 }, 120_000);
 
+test('an upgrade from the installed package: release 2 reads release 1\'s events upcast and renamed, projects and folds them', async () => {
+  for (const file of ['evolution-release1.ts', 'evolution-release2.ts']) writeFileSync(path.join(app, file), readFileSync(path.join(fixtures, file)));
+  writeFileSync(path.join(app, 'tsconfig.evolution.json'), JSON.stringify({ extends: './tsconfig.json', include: ['evolution-release1.ts', 'evolution-release2.ts'] }));
+  const compiled = spawnSync(process.execPath, [tsc, '-p', path.join(app, 'tsconfig.evolution.json')], { encoding: 'utf8' });
+  expect(compiled.stdout + compiled.stderr).toBe('');
+  const env = { ...process.env, DATABASE_URL: await freshDatabase('pack_evolution') };
+  const release1 = spawnSync(process.execPath, [path.join(app, 'out', 'evolution-release1.js')], { encoding: 'utf8', env });
+  expect(release1.stderr).toBe('');
+  expect(JSON.parse(release1.stdout)).toEqual({ events: 6 });
+  const release2 = spawnSync(process.execPath, [path.join(app, 'out', 'evolution-release2.js')], { encoding: 'utf8', env });
+  expect(release2.stderr).toBe('');
+  const hostile = `'; DROP TABLE subscription; -- "</script>" 🦀`;
+  expect(JSON.parse(release2.stdout)).toEqual({
+    history: [
+      ['SubscriptionCreated', 'Subscription.Created', 1, null],
+      ['SubscriptionActivated', 'Subscription.Activated', 1, 'basic'],
+    ],
+    verify: [],
+    row: { status: 'active', plan: 'pro', version: 3 },
+    stored: [{ type: 'Subscription.Activated', schema_version: 2 }],
+    retired: 'RetiredEventTypeError: Subscription.Paused (SubscriptionPaused) is retired: its old events still load, but no new ones are written',
+    upcastHelper: 'basic',
+    caughtUp: { processed: 4 },
+    plans: [
+      { plan: 'basic', count: 1 },
+      { plan: 'pro', count: 1 },
+    ],
+    keys: [`basic:${hostile}`, 'basic:sub_2', 'pro:sub_pro'],
+    future: expect.stringMatching(/^EventSchemaVersionError: Subscription\.Activated event 8 is stored with schema version 3, but this code knows versions up to 2/),
+    futureIsNamed: true,
+    projectionError: true,
+    lastError: expect.stringContaining('schema version 3'),
+    retiredName: 'RetiredEventTypeError',
+  });
+}, 120_000);
+
 test('the exports map exposes the entry point and package.json, not internal files', () => {
   const probe = (specifier: string) =>
     spawnSync(process.execPath, ['-e', `require(${JSON.stringify(specifier)})`], { cwd: app, encoding: 'utf8' });
