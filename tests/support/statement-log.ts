@@ -81,11 +81,13 @@ const commits = (sql: string) => /^\s*COMMIT\b/i.test(sql);
 const rollsBack = (sql: string) => /^\s*ROLLBACK\b(?!\s+TO)/i.test(sql);
 
 /**
- * Background statements about the outbox that are not part of a write: the after-commit
- * hand-over (DELETE / UPDATE of es_outbox rows) and the relay's transactions.
+ * Background statements that are not part of a write: the after-commit hand-over (DELETE /
+ * UPDATE of es_outbox rows), the relay's transactions, and the debounced wake-up of projection
+ * runners (`pg_notify`, sent 50 ms after commits).
  */
-function isOutboxHousekeeping(statement: LoggedStatement, all: LoggedStatement[]): boolean {
+function isBackground(statement: LoggedStatement, all: LoggedStatement[]): boolean {
   if (/^\s*(DELETE|UPDATE)\b/i.test(statement.sql) && names(statement.sql, 'es_outbox')) return true;
+  if (/^\s*SELECT pg_notify\(/i.test(statement.sql)) return true;
   if (!statement.runner) return false;
   // A relay transaction: its runner claims outbox rows and touches nothing else of ours.
   const same = all.filter((other) => other.runner === statement.runner);
@@ -111,7 +113,7 @@ export interface WriteShape {
 }
 
 export function writeShape(statements: LoggedStatement[], tables: { aggregate: string; events: string }): WriteShape {
-  const own = statements.filter((statement) => !isOutboxHousekeeping(statement, statements));
+  const own = statements.filter((statement) => !isBackground(statement, statements));
   const aggregateStatements = own.filter((s) => names(s.sql, tables.aggregate));
   // Transaction control counts when its connection wrote ours (a worker's or relay's does not);
   // logged without a query runner it cannot be told apart, so it counts.
