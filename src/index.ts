@@ -28,13 +28,17 @@ export {
   type CommitListener,
   type EventSourcingOptions,
 } from './event-sourcing';
-export { Projection, type EventClass, type ProjectionHandler } from './projections/projection';
+export { Projection, type EventClass, type ProjectionHandler, type ProjectionOptions } from './projections/projection';
+export { ProjectionRebuildError } from './projections/projection-rebuild-error';
 export type { FoldAggregate, FoldQuery, FoldReducer } from './projections/fold';
 export type {
   Checkpoint,
   ProjectionCatchUpOptions,
   ProjectionFailure,
   ProjectionLag,
+  ProjectionRebuildMode,
+  ProjectionRebuildOptions,
+  ProjectionRebuildResult,
   ProjectionResult,
   ProjectionRunOptions,
   Projections,

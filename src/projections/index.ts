@@ -1,6 +1,8 @@
 // The pieces of projections, for the library's own later users (rebuild with swap, es.fold):
 // the reader, the one-transaction batch, the checkpoints table, the runner.
-export { Projection, eventClassesOf, handlersFor, type EventClass, type ProjectionHandler } from './projection';
+export { Projection, eventClassesOf, handlersFor, ownedTablesOf, type EventClass, type ProjectionHandler, type ProjectionOptions } from './projection';
+export { rebuildProjection, shadowSchemaPrefix, type RebuildSetup } from './projection-rebuild';
+export { ProjectionRebuildError } from './projection-rebuild-error';
 export { EventStream, sourcesOf, type Checkpoint, type ProjectionLag, type StreamSource, type StreamedEvent } from './projection-stream';
 export { runBatch, type BatchJob, type BatchResult } from './projection-batch';
 export { ProjectionCheckpoints, type CheckpointRow, type ProjectionFailure } from './projection-checkpoints';
@@ -11,6 +13,9 @@ export {
   Projections,
   ProjectionRuntime,
   type ProjectionCatchUpOptions,
+  type ProjectionRebuildMode,
+  type ProjectionRebuildOptions,
+  type ProjectionRebuildResult,
   type ProjectionResult,
   type ProjectionRunOptions,
   type ProjectionStatus,

@@ -98,6 +98,18 @@ export class ProjectionCheckpoints {
     ]);
   }
 
+  /**
+   * Sets the checkpoint (`null`: before the first event) and clears the last error, in a
+   * rebuild's transaction that holds the row's lock.
+   */
+  async moveTo(manager: EntityManager, name: string, checkpoint: Checkpoint | null): Promise<void> {
+    await manager.query(`UPDATE ${this.#table} SET tx_id = $2, position = $3, last_error = NULL, updated_at = clock_timestamp() WHERE name = $1`, [
+      name,
+      checkpoint ? String(checkpoint.txId) : null,
+      checkpoint ? String(checkpoint.position) : null,
+    ]);
+  }
+
   /** Clears the last error after a batch that succeeded with nothing to handle. */
   async clearError(manager: EntityManager, name: string): Promise<void> {
     await manager.query(`UPDATE ${this.#table} SET last_error = NULL WHERE name = $1`, [name]);

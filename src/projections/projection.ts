@@ -1,6 +1,6 @@
-import type { EntityManager } from 'typeorm';
+import { getMetadataArgsStorage, type EntityManager } from 'typeorm';
 import { EventSourcingConfigError } from '../errors/event-sourcing-config-error';
-import { UsageError } from '../errors/usage-error';
+import { assertObjectArgument, UsageError } from '../errors/usage-error';
 import type { AggregateEvent } from '../events/aggregate-event';
 import { getMetadataStorage } from '../metadata/metadata-storage';
 
@@ -14,10 +14,25 @@ export type EventClass<E extends AggregateEvent = AggregateEvent> = new (...args
  */
 export type ProjectionHandler<E> = (event: E, manager: EntityManager) => Promise<void> | void;
 
+/** Options of a {@link Projection}. */
+export interface ProjectionOptions {
+  /**
+   * The entity classes of the tables the projection owns: its read model, written by its
+   * handlers and by nothing else. `es.projections.rebuild` builds them afresh from the first
+   * event (in fresh tables swapped in at the end, or emptied in place; see docs/projections.md).
+   * Without them, a rebuild starts the checkpoint over and replays every event onto the tables
+   * as they are.
+   * @defaultValue []
+   */
+  tables?: readonly Function[];
+}
+
 /** What a projection handles, for the readers and the batch runner of src/projections. */
 interface HandlerTable {
   /** The handlers of each event class, in the order `on` was called. */
   readonly byClass: Map<Function, ProjectionHandler<AggregateEvent>[]>;
+  /** The entity classes of the tables it owns. */
+  readonly owned: readonly Function[];
 }
 const tables = new WeakMap<Projection, HandlerTable>();
 
@@ -30,7 +45,7 @@ const tables = new WeakMap<Projection, HandlerTable>();
  *
  * @example
  * ```ts
- * export const activeByMonth = new Projection('active-subscribers-by-month')
+ * export const activeByMonth = new Projection('active-subscribers-by-month', { tables: [ActiveSubscribers] })
  *   .on(SubscriptionActivated, async (event, manager) => {
  *     await manager.increment(ActiveSubscribers, { month: monthOf(event.createdAt) }, 'count', 1);
  *   })
@@ -41,13 +56,22 @@ export class Projection {
   /** The projection's name, unique per database (schema): its checkpoint row's key. */
   readonly name: string;
 
-  /** @throws UsageError for a name that is not a non-empty string. */
-  constructor(name: string) {
+  /**
+   * @param name - Its identity in the database: keep it stable.
+   * @param options - The tables it owns (`tables`), for `es.projections.rebuild`.
+   * @throws UsageError for a name that is not a non-empty string, or options or `tables` of the
+   * wrong shape.
+   * @throws EventSourcingConfigError for an entry of `tables` that is not an entity class
+   * (`@Entity`), or is an event class.
+   */
+  constructor(name: string, options: ProjectionOptions = {}) {
     if (typeof name !== 'string' || name.trim().length === 0) {
       throw new UsageError('new Projection', 'name', `must be a non-empty string, got ${JSON.stringify(name) ?? String(name)}`);
     }
+    const subject = `new Projection('${name}')`;
+    assertObjectArgument(subject, 'options', options);
     this.name = name;
-    tables.set(this, { byClass: new Map() });
+    tables.set(this, { byClass: new Map(), owned: ownedTables(subject, name, options.tables) });
   }
 
   /**
@@ -77,6 +101,30 @@ export class Projection {
     }
     return this;
   }
+}
+
+/** Checks `tables` of a projection's options: entity classes, each once. */
+function ownedTables(subject: string, name: string, owned: unknown): Function[] {
+  if (owned === undefined) return [];
+  if (!Array.isArray(owned)) throw new UsageError(subject, 'tables', `must be an array of entity classes, got ${typeof owned}`);
+  const entities = getMetadataArgsStorage().tables;
+  for (const candidate of owned) {
+    if (typeof candidate !== 'function') throw new UsageError(subject, 'tables', `must be an array of entity classes, got ${String(candidate)} in it`);
+    const named = candidate.name || 'an anonymous class';
+    const entity = entities.find((table) => table.target === candidate);
+    if (!entity || entity.type === 'view') {
+      throw new EventSourcingConfigError(`projection '${name}': ${named} in its tables is not an entity class (a class decorated with @Entity)`);
+    }
+    if (getMetadataStorage().eventTypeOf(candidate)) {
+      throw new EventSourcingConfigError(`projection '${name}': ${named} in its tables is an event class: a projection owns its read model, never events`);
+    }
+  }
+  return [...new Set(owned as Function[])];
+}
+
+/** The entity classes of the tables a projection owns (`new Projection(name, { tables })`). */
+export function ownedTablesOf(projection: Projection): readonly Function[] {
+  return handlerTableOf(projection).owned;
 }
 
 /** The event classes a projection handles, in the order they were first named. */

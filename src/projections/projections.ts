@@ -2,10 +2,11 @@ import type { DataSource } from 'typeorm';
 import { EventSourcingConfigError } from '../errors/event-sourcing-config-error';
 import { assertObjectArgument, UsageError } from '../errors/usage-error';
 import type { EventSourcingRegistry } from '../metadata/event-sourcing-registry';
-import { eventClassesOf, handlersFor, Projection } from './projection';
+import { eventClassesOf, handlersFor, ownedTablesOf, Projection } from './projection';
 import type { BatchJob } from './projection-batch';
 import { runBatch } from './projection-batch';
 import { ProjectionCheckpoints, type ProjectionFailure } from './projection-checkpoints';
+import { rebuildProjection, type ProjectionRebuildMode, type ProjectionRebuildResult } from './projection-rebuild';
 import { ProjectionRunner } from './projection-runner';
 import { EventStream, sourcesOf, type Checkpoint, type ProjectionLag } from './projection-stream';
 import { CommitNotifier, wakeUpChannel } from './projection-wakeup';
@@ -43,6 +44,20 @@ export interface ProjectionRunOptions extends ProjectionCatchUpOptions {
   maxRetryDelay?: number;
 }
 
+/** Options of {@link Projections.rebuild}. */
+export interface ProjectionRebuildOptions extends ProjectionCatchUpOptions {
+  /**
+   * `'swap'` (readers never see a half-built read model) or `'in-place'` (the tables are emptied
+   * and filled again; readers see them partly built meanwhile). By default swap, unless a table
+   * the projection does not own references an owned table by foreign key, or an owned entity is
+   * schema-qualified (its own `schema`, or the DataSource's): then in place. Asking for `'swap'`
+   * where it cannot be done throws ProjectionRebuildError.
+   */
+  mode?: ProjectionRebuildMode;
+}
+
+export type { ProjectionRebuildMode, ProjectionRebuildResult };
+
 /** What `catchUp` and `run` did. */
 export interface ProjectionResult {
   /** Events handled by this call. */
@@ -73,7 +88,7 @@ const DEFAULTS = { pollInterval: 1000, retryDelay: 1000, maxRetryDelay: 30_000 }
 
 /**
  * The projections of one EventSourcing instance, as `es.projections`: catch a projection up,
- * run it live, and report where each one is.
+ * run it live, rebuild it, and report where each one is.
  */
 export class Projections {
   readonly #runtime: ProjectionRuntime;
@@ -117,6 +132,33 @@ export class Projections {
    */
   status(): Promise<ProjectionStatus[]> {
     return this.#runtime.status();
+  }
+
+  /**
+   * Builds the projection's read model again from the first event, after its handlers changed:
+   * the tables it owns (`new Projection(name, { tables })`) are built afresh and its checkpoint
+   * ends at the last event handled, from where a runner goes on.
+   *
+   * By swap (the default where it can be done): the handlers fill fresh copies of the tables in
+   * a private schema, a batch per short transaction, while readers and a live runner go on with
+   * the live tables; one last transaction catches the copies up, drops the live tables and moves
+   * the copies in under the live names (indexes, constraints and sequences included), so readers
+   * see the old read model, then the new one, never a half-built one. In place: the tables are
+   * emptied and the checkpoint started over in one transaction, then batches catch up as
+   * `catchUp` does. A projection that owns no tables is replayed from the first event onto
+   * whatever its handlers write: they must be idempotent. See docs/projections.md, "Rebuilding".
+   *
+   * @throws ProjectionRebuildError when a swap cannot keep what a table has (a trigger, grants, a
+   * row security policy, a view on it...) or cannot be done at all (asked for on a table that
+   * must be rebuilt in place), when another rebuild of the projection is running, or when a
+   * table changed during the rebuild. Nothing was swapped.
+   * @throws ProjectionError when a handler throws: by swap, the live tables and the checkpoint
+   * are untouched; in place, the batches before it stay, as with `catchUp`.
+   * @throws UsageError for bad options; EventSourcingConfigError for an owned class that is not
+   * an entity of this DataSource, or a table that does not exist.
+   */
+  rebuild(projection: Projection, options: ProjectionRebuildOptions = {}): Promise<ProjectionRebuildResult> {
+    return this.#runtime.rebuild(projection, options);
   }
 }
 
@@ -163,14 +205,42 @@ export class ProjectionRuntime {
       assertObjectArgument(subject, 'options', options);
       const job = this.#job(subject, projection, options);
       await this.#checkpoints.register(this.#dataSource.manager, projection.name);
-      let processed = 0;
-      for (;;) {
-        this.#assertOpen();
-        const { processed: handled } = await runBatch(this.#dataSource, this.#checkpoints, job);
-        processed += handled;
-        if (handled < job.batchSize) return { processed };
-      }
+      return { processed: await this.#drain(job) };
     });
+  }
+
+  rebuild(projection: Projection, options: ProjectionRebuildOptions): Promise<ProjectionRebuildResult> {
+    return this.#track(async () => {
+      const subject = `es.projections.rebuild(${projectionName(projection)})`;
+      assertObjectArgument(subject, 'options', options);
+      const job = this.#job(subject, projection, options);
+      const { mode } = options;
+      if (mode !== undefined && mode !== 'swap' && mode !== 'in-place') {
+        throw new UsageError(subject, 'mode', `must be 'swap' or 'in-place', got ${JSON.stringify(mode) ?? String(mode)}`);
+      }
+      return rebuildProjection({
+        dataSource: this.#dataSource,
+        registry: this.#registry,
+        checkpoints: this.#checkpoints,
+        job,
+        subject,
+        owned: ownedTablesOf(projection),
+        mode,
+        assertOpen: () => this.#assertOpen(),
+        catchUp: () => this.#drain(job),
+      });
+    });
+  }
+
+  /** Batches on the live checkpoint until one comes back short; the number of events handled. */
+  async #drain(job: BatchJob): Promise<number> {
+    let processed = 0;
+    for (;;) {
+      this.#assertOpen();
+      const { processed: handled } = await runBatch(this.#dataSource, this.#checkpoints, job);
+      processed += handled;
+      if (handled < job.batchSize) return processed;
+    }
   }
 
   run(projection: Projection, options: ProjectionRunOptions): Promise<ProjectionResult> {
