@@ -355,7 +355,7 @@ export class EventSourcing {
   }
 
   /**
-   * Read models built from events: `catchUp`, `run` and `status` of {@link Projection}s.
+   * Read models built from events: `catchUp`, `run`, `rebuild` and `status` of {@link Projection}s.
    * See docs/projections.md.
    */
   get projections(): Projections {

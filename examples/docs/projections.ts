@@ -24,7 +24,8 @@ async function count(manager: EntityManager, month: string, column: 'activated' 
 }
 
 // Handlers write through `manager`: the batch's transaction, committed with the checkpoint.
-export const monthlySubscribers = new Projection('monthly-subscribers')
+// `tables`: the read model it owns, which `es.projections.rebuild` builds afresh.
+export const monthlySubscribers = new Projection('monthly-subscribers', { tables: [MonthlySubscribers] })
   .on(SubscriptionActivated, (event, manager) => count(manager, monthOf(event.createdAt), 'activated'))
   .on([SubscriptionCancelled], (event, manager) => count(manager, monthOf(event.createdAt), 'cancelled'));
 // #endregion projection
@@ -68,8 +69,16 @@ export async function run(dataSource: DataSource, es: EventSourcing) {
   await running;
   // #endregion stop
 
+  // #region rebuild
+  // After a deploy that changed what the handlers write: the report built again from the first
+  // event, in a fresh table swapped in at the end. Readers see the old report until then.
+  const rebuilt = await es.projections.rebuild(monthlySubscribers); // { processed: 5, mode: 'swap' }
+  // #endregion rebuild
+
   return {
     processed,
+    rebuilt,
+    afterRebuild: (await dataSource.manager.find(MonthlySubscribers)).map(({ month, activated, cancelled }) => ({ month, activated, cancelled })),
     afterCatchUp: afterCatchUp.map(({ month, activated, cancelled }) => ({ month, activated, cancelled })),
     afterRun: (await dataSource.manager.find(MonthlySubscribers)).map(({ month, activated, cancelled }) => ({ month, activated, cancelled })),
     status: { name: status.name, lag: status.lag, lastError: status.lastError, position: status.checkpoint?.position },

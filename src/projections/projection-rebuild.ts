@@ -37,7 +37,11 @@ export type ProjectionRebuildMode = 'swap' | 'in-place';
 
 /** What `rebuild` did. */
 export interface ProjectionRebuildResult {
-  /** Events handled by the rebuild (every event of the projection's types up to the swap). */
+  /**
+   * Events handled by this call: by swap, every event of the projection's types up to the swap;
+   * in place, those of them this call's batches handled (a runner of the projection may take a
+   * share).
+   */
   readonly processed: number;
   /** How it was rebuilt: chosen, or as asked for. */
   readonly mode: ProjectionRebuildMode;

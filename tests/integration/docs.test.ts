@@ -151,6 +151,11 @@ test('projections (docs/projections.md): a monthly report from existing events, 
     expect(total(result.afterRun)).toEqual({ activated: 4, cancelled: 1 });
     expect(result.afterRun.map((row) => row.month)).toContain(month);
     expect(result.status).toEqual({ name: 'monthly-subscribers', lag: { events: 0, seconds: 0 }, lastError: null, position: 9 });
+    expect(result.rebuilt).toEqual({ processed: 5, mode: 'swap' });
+    const byMonth = (rows: { month: string }[]) => [...rows].sort((a, b) => a.month.localeCompare(b.month));
+    expect(byMonth(result.afterRebuild)).toEqual(byMonth(result.afterRun));
+    // The table was swapped for a fresh one under the same names: migration:generate stays quiet.
+    expect((await dataSource.driver.createSchemaBuilder().log()).upQueries).toEqual([]);
   } finally {
     await es.close();
     await dataSource.destroy();
