@@ -127,16 +127,23 @@ function ownedMetadata({ dataSource, registry, subject, owned, job }: RebuildSet
   return [...byTable.values()];
 }
 
-/** The tables the owned entities' names lead to. @throws EventSourcingConfigError for a missing one. */
+/**
+ * The tables the owned entities' names lead to, each once.
+ *
+ * @throws EventSourcingConfigError for a name that leads to no table.
+ */
 async function liveTablesOf(setup: RebuildSetup, manager: EntityManager, owned: readonly EntityMetadata[]): Promise<OwnedTable[]> {
   const names = owned.map((metadata) => tableSql(setup.dataSource.driver, metadata));
   const live = await resolveTables(manager, names);
-  return owned.map((metadata, index) => {
-    if (!live[index]) {
+  const tables: OwnedTable[] = [];
+  owned.forEach((metadata, index) => {
+    const table = live[index];
+    if (!table) {
       throw new EventSourcingConfigError(`${setup.subject}: the table ${names[index]} of ${metadata.name} does not exist: create it (a migration) before rebuilding`);
     }
-    return { metadata, live: live[index]! };
+    if (!tables.some((known) => known.live.oid === table.oid)) tables.push({ metadata, live: table });
   });
+  return tables;
 }
 
 /**

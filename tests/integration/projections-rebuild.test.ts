@@ -48,6 +48,7 @@ const live = markTable('rebuild_marks_live');
 const failing = markTable('rebuild_marks_failing');
 const guarded = markTable('rebuild_marks_guarded');
 const elsewhere = markTable('rebuild_marks_elsewhere');
+const migrated = markTable('rebuild_marks_migrated');
 
 let dataSource: DataSource;
 let es: EventSourcing;
@@ -62,7 +63,7 @@ beforeAll(async () => {
     Plan,
     PlanNote,
     Qualified,
-    ...[readers, live, failing, guarded].map((marks) => marks.entity),
+    ...[readers, live, failing, guarded, migrated].map((marks) => marks.entity),
   ]);
   es = await EventSourcing.attach(dataSource, { onError: (error) => errors.push(error) });
 });
@@ -332,7 +333,25 @@ test('a handler throwing mid-rebuild: ProjectionError naming the event; the live
   expect(await shadowSchemas(dataSource)).toEqual([]);
 });
 
-test('a trigger or a view on an owned table: the swap is refused, naming the table and what it would lose; in place works', async () => {
+test('a table migrated while it is being rebuilt: the swap refuses the stale copy, and the table stays as the migration left it', async () => {
+  const marks = (sleep: number) => new Projection('marks-migrated', { tables: [migrated.entity] }).on(SubscriptionCreated, (event, manager) => mark(manager, migrated.table, event, 1, sleep));
+  await horizonPassed(dataSource);
+  await es.projections.catchUp(marks(0));
+  const ids = await eventIdsIn(migrated.table);
+  const rebuilding = rejectionOf(es.projections.rebuild(marks(0.002), { batchSize: 20 }));
+  await waitFor('the shadow schema', async () => (await shadowSchemas(dataSource)).length > 0);
+  await dataSource.query(`ALTER TABLE ${migrated.table} ADD COLUMN note text`);
+  const error = await rebuilding;
+  expect(error).toBeInstanceOf(ProjectionRebuildError);
+  expect(error.message).toBe(
+    `projection 'marks-migrated', table public.${migrated.table}: changed while it was being rebuilt (a migration?), so the rebuilt copy is out of date: nothing was swapped; rebuild again`,
+  );
+  expect(await eventIdsIn(migrated.table)).toEqual(ids);
+  expect(await dataSource.query(`SELECT count(note)::int AS n FROM ${migrated.table}`)).toEqual([{ n: 0 }]);
+  expect(await shadowSchemas(dataSource)).toEqual([]);
+});
+
+test('a trigger, a view or a grant on an owned table: the swap is refused, naming the table and what it would lose; in place works', async () => {
   await created(2);
   const projection = new Projection('marks-guarded', { tables: [guarded.entity] }).on(SubscriptionCreated, (event, manager) => mark(manager, guarded.table, event));
   await horizonPassed(dataSource);
@@ -354,6 +373,16 @@ test('a trigger or a view on an owned table: the swap is refused, naming the tab
   expect((await rejectionOf(es.projections.rebuild(projection))).message).toContain(
     `cannot be rebuilt by swap: trigger audit_marks on table public.${guarded.table} would be lost; view public.rebuild_guarded_view depends on it.`,
   );
+  await dataSource.query(`DROP TRIGGER audit_marks ON ${guarded.table}`);
+  await dataSource.query(`DROP VIEW rebuild_guarded_view`);
+  // Roles are the server's: one of this file's own, made once.
+  await dataSource.query(`DO $$ BEGIN CREATE ROLE es_rebuild_test_reader; EXCEPTION WHEN duplicate_object THEN NULL; END $$`);
+  await dataSource.query(`GRANT SELECT ON ${guarded.table} TO es_rebuild_test_reader`);
+  expect((await rejectionOf(es.projections.rebuild(projection))).message).toContain(
+    `table public.${guarded.table}: cannot be rebuilt by swap: its grants (SELECT to es_rebuild_test_reader) would be lost.`,
+  );
+  expect(await shadowSchemas(dataSource)).toEqual([]);
+  await dataSource.query(`CREATE TRIGGER audit_marks BEFORE INSERT ON ${guarded.table} FOR EACH ROW EXECUTE FUNCTION rebuild_guard()`);
 
   await horizonPassed(dataSource);
   expect(await es.projections.rebuild(projection, { mode: 'in-place' })).toEqual({ processed: (await createdIds()).length, mode: 'in-place' });

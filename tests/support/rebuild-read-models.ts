@@ -15,8 +15,8 @@ export class RebuildCustomer {
 
 /**
  * Owned: one row per user: a serial primary key, a unique constraint, a unique index, a plain
- * index, a check, and a foreign key out to a table the projection does not own. Everything
- * `migration:generate` compares by name.
+ * index, a check, an enum column, and a foreign key out to a table the projection does not own.
+ * Everything `migration:generate` compares by name.
  */
 @Entity('rebuild_user_totals')
 @Check('CHK_rebuild_user_totals_total', '"total" >= 0')
@@ -25,6 +25,7 @@ export class UserTotal {
   @Index({ unique: true }) @Column({ type: 'int' }) userId!: number;
   @Column({ type: 'varchar', unique: true }) label!: string;
   @Index() @Column({ type: 'int', default: 0 }) total!: number;
+  @Column({ type: 'enum', enum: ['new', 'regular'], default: 'new' }) kind!: 'new' | 'regular';
   @Column({ type: 'int', nullable: true }) customerId!: number | null;
   @ManyToOne(() => RebuildCustomer, { nullable: true, onDelete: 'SET NULL' }) @JoinColumn({ name: 'customerId' }) customer?: RebuildCustomer | null;
 }
