@@ -1,4 +1,4 @@
-// The pieces of projections, for the library's own later users (rebuild with swap, es.fold):
+// The pieces of projections, for the library's own users (es.fold, the rebuild):
 // the reader, the one-transaction batch, the checkpoints table, the runner.
 export { Projection, eventClassesOf, handlersFor, ownedTablesOf, type EventClass, type ProjectionHandler, type ProjectionOptions } from './projection';
 export { rebuildProjection, shadowSchemaPrefix, type RebuildSetup } from './projection-rebuild';
