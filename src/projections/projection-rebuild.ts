@@ -8,6 +8,7 @@ import { tableSql } from '../schema/table-sql';
 import type { BatchJob } from './projection-batch';
 import type { ProjectionCheckpoints } from './projection-checkpoints';
 import { ProjectionRebuildError } from './projection-rebuild-error';
+import { closeSession, openSession, projectionLockName, tryAdvisoryLock } from './session-lock';
 import type { Checkpoint, StreamedEvent } from './projection-stream';
 import {
   foreignKeys,
@@ -442,14 +443,7 @@ class RebuildSession {
   }
 
   static async open(dataSource: DataSource): Promise<RebuildSession> {
-    const queryRunner = dataSource.createQueryRunner();
-    try {
-      await queryRunner.connect();
-    } catch (error) {
-      await queryRunner.release().catch(() => undefined);
-      throw error;
-    }
-    return new RebuildSession(queryRunner);
+    return new RebuildSession(await openSession(dataSource));
   }
 
   get manager(): EntityManager {
@@ -458,12 +452,8 @@ class RebuildSession {
 
   /** Takes the projection's rebuild lock if no session holds it. */
   async tryLock(dataSource: DataSource, name: string): Promise<boolean> {
-    const schema = (dataSource.driver.options as { schema?: string }).schema ?? '';
-    const [row]: { locked: boolean }[] = await this.#queryRunner.query(`SELECT pg_try_advisory_lock(('x' || substr(md5($1), 1, 16))::bit(64)::bigint) AS "locked"`, [
-      `typeorm-es.projection-rebuild:${schema}:${name}`,
-    ]);
-    this.#locked = row.locked;
-    return row.locked;
+    this.#locked = await tryAdvisoryLock(this.#queryRunner, projectionLockName(dataSource, 'projection-rebuild', name));
+    return this.#locked;
   }
 
   /** Runs `work` in a READ COMMITTED transaction of this session. */
@@ -488,10 +478,6 @@ class RebuildSession {
 
   /** Lets the lock go and the connection back to the pool (or ends it, when the unlock failed). */
   async close(): Promise<void> {
-    const queryRunner = this.#queryRunner;
-    const unlocked = !this.#locked || (await queryRunner.query('SELECT pg_advisory_unlock_all()').then(() => true, () => false));
-    const release = (queryRunner as unknown as { releasePostgresConnection?: (error: unknown) => Promise<void> }).releasePostgresConnection;
-    if (!unlocked && release) await release.call(queryRunner, new Error('projection rebuild lost its connection')).catch(() => undefined);
-    else await queryRunner.release().catch(() => undefined);
+    await closeSession(this.#queryRunner, { unlock: this.#locked, discard: false, reason: 'projection rebuild lost its connection' });
   }
 }

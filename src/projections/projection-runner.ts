@@ -1,6 +1,7 @@
 import type { DataSource, QueryRunner } from 'typeorm';
 import { runBatch, type BatchJob, type BatchResult } from './projection-batch';
 import type { ProjectionCheckpoints } from './projection-checkpoints';
+import { closeSession, openSession, projectionLockName, tryAdvisoryLock } from './session-lock';
 
 /** What a runner needs: the batch to repeat, where to hear of new events, and its timings. */
 export interface RunnerSetup {
@@ -95,13 +96,7 @@ class LockSession {
   }
 
   static async open(dataSource: DataSource, channel: string, alarm: Alarm): Promise<LockSession> {
-    const queryRunner = dataSource.createQueryRunner();
-    try {
-      await queryRunner.connect();
-    } catch (error) {
-      await queryRunner.release().catch(() => undefined);
-      throw error;
-    }
+    const queryRunner = await openSession(dataSource);
     const client = (queryRunner as unknown as { databaseConnection: PgClient }).databaseConnection;
     return new LockSession(queryRunner, client, channel, alarm);
   }
@@ -110,15 +105,9 @@ class LockSession {
     return this.#lost;
   }
 
-  /**
-   * Takes the projection's advisory lock if no session holds it. The key is 64 bits of a hash of
-   * the name, so two projections practically never share one.
-   */
-  async tryLock(lockName: string): Promise<boolean> {
-    const [row]: { locked: boolean }[] = await this.#queryRunner.query(`SELECT pg_try_advisory_lock(('x' || substr(md5($1), 1, 16))::bit(64)::bigint) AS "locked"`, [
-      lockName,
-    ]);
-    return row.locked;
+  /** Takes the projection's advisory lock if no session holds it. */
+  tryLock(lockName: string): Promise<boolean> {
+    return tryAdvisoryLock(this.#queryRunner, lockName);
   }
 
   async listen(channel: string): Promise<void> {
@@ -140,14 +129,16 @@ class LockSession {
    */
   async close(): Promise<void> {
     this.#client.off('notification', this.#onNotification);
-    // Explicitly, so the next runner can take over now rather than once the server has noticed
-    // the connection end.
-    if (!this.#lost) await this.#queryRunner.query('SELECT pg_advisory_unlock_all()').catch(() => undefined);
-    this.#client.off('error', this.#onLost);
-    this.#client.off('end', this.#onLost);
-    const release = (this.#queryRunner as unknown as { releasePostgresConnection?: (error: unknown) => Promise<void> }).releasePostgresConnection;
-    if (release) await release.call(this.#queryRunner, new Error('projection runner stopped')).catch(() => undefined);
-    else await this.#queryRunner.release().catch(() => undefined);
+    await closeSession(this.#queryRunner, {
+      unlock: !this.#lost,
+      discard: true,
+      reason: 'projection runner stopped',
+      // Ending the connection is no loss to report.
+      beforeRelease: () => {
+        this.#client.off('error', this.#onLost);
+        this.#client.off('end', this.#onLost);
+      },
+    });
   }
 }
 
@@ -191,7 +182,7 @@ export class ProjectionRunner {
       try {
         session = await LockSession.open(dataSource, channel, this.#alarm);
         while (!signal.aborted && !session.lost) {
-          if (await session.tryLock(this.#lockName(job.name))) {
+          if (await session.tryLock(projectionLockName(dataSource, 'projection', job.name))) {
             await session.listen(channel);
             // Events committed while it waited are read by the first batch anyway.
             return session;
@@ -247,11 +238,5 @@ export class ProjectionRunner {
     const delay = Math.min(retryDelay * 2 ** Math.min(this.#failures, 30), maxRetryDelay);
     this.#failures += 1;
     return delay;
-  }
-
-  /** The advisory lock's name: per DataSource schema, as the checkpoint table is. */
-  #lockName(name: string): string {
-    const schema = (this.#setup.dataSource.driver.options as { schema?: string }).schema ?? '';
-    return `typeorm-es.projection:${schema}:${name}`;
   }
 }
