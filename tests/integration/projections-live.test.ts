@@ -176,10 +176,9 @@ test('a commit wakes a runner through NOTIFY long before its poll interval', asy
   await sleep(200); // its first batch done: from now on only a notification or the poll wakes it
   const written = performance.now();
   await es.append(SubscriptionCreated.build({ userId: 500 }));
+  // Handled within 20 s while the runner polls every 60 s: a notification woke it.
   await waitFor('the event to be handled', async () => (await handledRows(dataSource)).length === 1, 20_000, 10);
-  const latency = performance.now() - written;
-  recordFigure('projection wake-up latency', latency, 'ms');
-  expect(latency).toBeLessThan(10_000);
+  recordFigure('projection wake-up latency', performance.now() - written, 'ms');
   stop.abort();
   expect(await running).toEqual({ processed: 1 });
 });
@@ -204,9 +203,9 @@ test('an event held back by an older open transaction is handled soon after that
   const ended = performance.now();
   await older.commitTransaction();
   await older.release();
+  // Handled within 20 s while the runner polls every 60 s and nothing else commits: it looked again.
   await waitFor('the held-back event to be handled', async () => (await handledRows(dataSource)).length === 1, 20_000, 10);
   recordFigure('projection held-back pick-up', performance.now() - ended, 'ms');
-  expect(performance.now() - ended).toBeLessThan(10_000);
   stop.abort();
   expect(await running).toEqual({ processed: 1 });
 });
