@@ -32,6 +32,7 @@ import { verify, type VerifyMismatch, type VerifyOptions } from './replay/verify
 import { eventSourcingSchema, type EventSourcingSchema } from './schema/event-sourcing-schema';
 import { ProjectionRuntime, type Projections } from './projections/projections';
 import { foldEvents, type FoldQuery, type FoldReducer } from './projections/fold';
+import { checkHealth, type EventSourcingHealth, type HealthOptions } from './observability/health';
 import type { EventClass } from './projections/projection';
 import { EventSourcingSubscriber } from './subscriber/event-sourcing-subscriber';
 
@@ -381,6 +382,24 @@ export class EventSourcing {
   async pendingReactorJobs(): Promise<number> {
     this.#assertOpen();
     return this.#reactors.pendingJobs();
+  }
+
+  /**
+   * How the parts the library depends on are doing, for a health endpoint: the database, the
+   * reactor queue, the outbox backlog, failed reactor jobs and projections, each with a status
+   * (`ok`, `degraded`, `down`) and the figures behind it. Never throws for an unreachable part,
+   * and answers within about `timeout`. See docs/observability.md.
+   *
+   * @example
+   * ```ts
+   * const health = await es.health({ outboxMaxAgeMs: 60_000 });
+   * response.statusCode = health.status === 'down' ? 503 : 200;
+   * ```
+   * @throws UsageError for a threshold that is not a non-negative number.
+   */
+  async health(options: HealthOptions = {}): Promise<EventSourcingHealth> {
+    this.#assertOpen();
+    return checkHealth({ dataSource: this.#dataSource, queue: this.#reactors.configuredQueue?.queue, projections: this.projections }, options);
   }
 
   /**

@@ -82,6 +82,11 @@ export class ReactorRuntime {
     return runtime;
   }
 
+  /** The queue, when one is configured. */
+  get configuredQueue(): ReactorQueue | undefined {
+    return this.#queue;
+  }
+
   /** The BullMQ queue async reactor jobs go to. */
   get queue(): ReactorQueue {
     if (!this.#queue) throw new EventSourcingConfigError('no queue is configured: pass { queue } to EventSourcing.attach');
