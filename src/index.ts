@@ -31,7 +31,17 @@ export {
 export { Projection, type EventClass, type ProjectionHandler, type ProjectionOptions } from './projections/projection';
 export { ProjectionRebuildError } from './projections/projection-rebuild-error';
 export type { FoldAggregate, FoldQuery, FoldReducer } from './projections/fold';
-export type { EventSourcingHealth, HealthCheck, HealthOptions, HealthStatus, ProjectionHealth } from './observability/health';
+export type {
+  DatabaseHealth,
+  EventSourcingHealth,
+  FailedJobsHealth,
+  HealthCheck,
+  HealthOptions,
+  HealthStatus,
+  OutboxHealth,
+  ProjectionHealth,
+  QueueHealth,
+} from './observability/health';
 export type {
   Checkpoint,
   ProjectionCatchUpOptions,

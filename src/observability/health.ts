@@ -40,29 +40,59 @@ export interface HealthOptions {
 
 /** One part of {@link EventSourcingHealth}. */
 export interface HealthCheck {
+  /** How the part is doing. */
   readonly status: HealthStatus;
   /** Why the part is down or degraded, when it is. */
   readonly reason?: string;
+}
+
+/** A round trip to PostgreSQL. */
+export interface DatabaseHealth extends HealthCheck {
+  /** The round trip's time in milliseconds; null when down. */
+  readonly latencyMs: number | null;
+}
+
+/** A round trip to the reactor queue (Redis, or BullMQ's PostgreSQL backend). */
+export interface QueueHealth extends HealthCheck {
+  /** Whether a queue is configured; without one the part is ok. */
+  readonly configured: boolean;
+  /** The round trip's time in milliseconds; null when down or not configured. */
+  readonly latencyMs: number | null;
+}
+
+/** The outbox backlog: rows whose jobs are not in the queue yet. */
+export interface OutboxHealth extends HealthCheck {
+  /** Rows not handed to the queue yet; null when the database is down. */
+  readonly pending: number | null;
+  /** The age of the oldest of them in milliseconds; null when there are none, or unknown. */
+  readonly oldestAgeMs: number | null;
+}
+
+/** Async reactor jobs that failed for good (attempts used up), still in the queue's failed set. */
+export interface FailedJobsHealth extends HealthCheck {
+  /** How many; null when the queue is down. */
+  readonly count: number | null;
 }
 
 /** What `es.health()` answers. */
 export interface EventSourcingHealth {
   /** Down when the database is; degraded when any other part is down or degraded; else ok. */
   readonly status: HealthStatus;
-  /** A round trip to PostgreSQL. */
-  readonly database: HealthCheck & { readonly latencyMs: number | null };
-  /** A round trip to the reactor queue (Redis, or BullMQ's PostgreSQL backend); ok when none is configured. */
-  readonly queue: HealthCheck & { readonly configured: boolean; readonly latencyMs: number | null };
-  /** Outbox rows not handed to the queue yet, and the age of the oldest (null when unknown or none). */
-  readonly outbox: HealthCheck & { readonly pending: number | null; readonly oldestAgeMs: number | null };
-  /** Async reactor jobs that failed for good (attempts used up), still in the queue's failed set. */
-  readonly failedJobs: HealthCheck & { readonly count: number | null };
+  /** PostgreSQL. */
+  readonly database: DatabaseHealth;
+  /** The reactor queue. */
+  readonly queue: QueueHealth;
+  /** The outbox backlog. */
+  readonly outbox: OutboxHealth;
+  /** Reactor jobs failed for good. */
+  readonly failedJobs: FailedJobsHealth;
   /** Each projection with a checkpoint row or run by this instance; left out when there are none. */
   readonly projections?: readonly ProjectionHealth[];
 }
 
 /** One projection in {@link EventSourcingHealth}. */
 export interface ProjectionHealth extends HealthCheck {
+  /** The projection's name. */
   readonly name: string;
   /** Events not handled yet (null for a projection this process does not run). */
   readonly lagEvents: number | null;

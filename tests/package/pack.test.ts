@@ -588,7 +588,7 @@ test('the fast path from the installed package: one statement, stale and edited 
   });
 }, 120_000);
 
-test('an upgrade from the installed package: release 2 reads release 1\'s events upcast and renamed, projects and folds them', async () => {
+test('an upgrade from the installed package: release 2 reads release 1\'s events upcast and renamed, projects, rebuilds and folds them, and reports its health', async () => {
   for (const file of ['evolution-release1.ts', 'evolution-release2.ts']) writeFileSync(path.join(app, file), readFileSync(path.join(fixtures, file)));
   writeFileSync(path.join(app, 'tsconfig.evolution.json'), JSON.stringify({ extends: './tsconfig.json', include: ['evolution-release1.ts', 'evolution-release2.ts'] }));
   const compiled = spawnSync(process.execPath, [tsc, '-p', path.join(app, 'tsconfig.evolution.json')], { encoding: 'utf8' });
@@ -615,11 +615,18 @@ test('an upgrade from the installed package: release 2 reads release 1\'s events
       { plan: 'basic', count: 1 },
       { plan: 'pro', count: 1 },
     ],
+    rebuilt: { processed: 3, mode: 'swap' },
+    recounted: [
+      { plan: 'basic', count: 2 },
+      { plan: 'pro', count: 1 },
+    ],
+    schemaDiff: 0,
     keys: [`basic:${hostile}`, 'basic:sub_2', 'pro:sub_pro'],
     future: expect.stringMatching(/^EventSchemaVersionError: Subscription\.Activated event 8 is stored with schema version 3, but this code knows versions up to 2/),
     futureIsNamed: true,
     projectionError: true,
     lastError: expect.stringContaining('schema version 3'),
+    health: { status: 'degraded', database: 'ok', projections: [['subscriptions-by-plan', 'degraded']] },
     retiredName: 'RetiredEventTypeError',
   });
 }, 120_000);

@@ -70,7 +70,7 @@ class PlanCount {
   @Column({ type: 'int' }) count!: number;
 }
 
-const byPlan = new Projection('subscriptions-by-plan')
+const byPlan = new Projection('subscriptions-by-plan', { tables: [PlanCount] })
   .on(SubscriptionActivated, async (event, manager) => {
     await manager.query(`INSERT INTO plan_count (plan, count) VALUES ($1, 1) ON CONFLICT (plan) DO UPDATE SET count = plan_count.count + 1`, [event.plan]);
   })
@@ -112,13 +112,22 @@ async function main() {
       await new Promise((resolve) => setTimeout(resolve, 100));
     }
     const plans = await dataSource.query('SELECT plan, count FROM plan_count ORDER BY plan');
+    // The report changes its mind (pauses no longer count against the plan): rebuild it from
+    // the first event into a fresh table, swapped in at the end.
+    const recount = new Projection('subscriptions-by-plan', { tables: [PlanCount] }).on(SubscriptionActivated, async (event, manager) => {
+      await manager.query(`INSERT INTO plan_count (plan, count) VALUES ($1, 1) ON CONFLICT (plan) DO UPDATE SET count = plan_count.count + 1`, [event.plan]);
+    });
+    const rebuilt = await es.projections.rebuild(recount);
+    const recounted = await dataSource.query('SELECT plan, count FROM plan_count ORDER BY plan');
+    const schemaDiff = (await dataSource.driver.createSchemaBuilder().log()).upQueries.length;
     const keys = await es.fold({ events: SubscriptionActivated }, (list: string[], event) => [...list, `${event.plan}:${event.stripeKey}`], []);
     // A row of a release 3 this code does not know yet.
     await dataSource.query(
       `INSERT INTO subscription_events (subscription_id, version, type, schema_version, data, metadata, created_at) VALUES (3, 2, 'Subscription.Activated', 3, '{"stripeKey": "x", "plan": "gold", "seats": 2}', '{}', now())`,
     );
     const future = await errorOf(() => es.history(Subscription, 3));
-    const projectionError = await errorOf(() => es.projections.catchUp(byPlan));
+    const projectionError = await errorOf(() => es.projections.catchUp(recount));
+    const health = await es.health();
     const [status] = await es.projections.status();
     console.log(
       JSON.stringify({
@@ -130,11 +139,15 @@ async function main() {
         upcastHelper: upcast(SubscriptionActivated, { stripeKey: 'k' }, 1).plan,
         caughtUp,
         plans,
+        rebuilt,
+        recounted,
+        schemaDiff,
         keys,
         future,
         futureIsNamed: future.startsWith(EventSchemaVersionError.name),
         projectionError: projectionError.startsWith(ProjectionError.name) || projectionError.startsWith(EventSchemaVersionError.name),
         lastError: status.lastError?.message ?? null,
+        health: { status: health.status, database: health.database.status, projections: health.projections?.map((p) => [p.name, p.status]) },
         retiredName: RetiredEventTypeError.name,
       }),
     );
