@@ -18,6 +18,7 @@ const common = {
   moduleNameMapper: {
     '^typeorm-event-sourcing$': '<rootDir>/src/index.ts',
     '^typeorm-event-sourcing/testing$': '<rootDir>/src/testing/index.ts',
+    '^typeorm-event-sourcing/bull-board$': '<rootDir>/src/bull-board/index.ts',
   },
   testTimeout,
 };

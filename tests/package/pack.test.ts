@@ -637,6 +637,10 @@ test('the exports map exposes the entry point and package.json, not internal fil
   expect(probe('typeorm-event-sourcing').status).toBe(0);
   expect(probe('typeorm-event-sourcing/package.json').status).toBe(0);
   expect(probe('typeorm-event-sourcing/testing').status).toBe(0);
+  // The bull-board entry needs its optional peer, which this app did not install: Node says so.
+  const bullBoard = probe('typeorm-event-sourcing/bull-board');
+  expect(bullBoard.status).not.toBe(0);
+  expect(bullBoard.stderr).toContain("Cannot find module '@bull-board/api/bullMQAdapter'");
   const internal = probe('typeorm-event-sourcing/dist/events/write-path');
   expect(internal.status).not.toBe(0);
   expect(internal.stderr).toContain('ERR_PACKAGE_PATH_NOT_EXPORTED');
@@ -651,7 +655,7 @@ test('the main entry point loads none of the CLI, testing or integration modules
   );
   expect(loaded.stderr).toBe('');
   const modules: string[] = JSON.parse(loaded.stdout);
-  expect(modules.filter((file) => /node_modules\/(commander|cli-progress|jest|expect|@jest)\/|typeorm-event-sourcing\/dist\/(cli\/program|testing)/.test(file))).toEqual([]);
+  expect(modules.filter((file) => /node_modules\/(commander|cli-progress|jest|expect|@jest|@bull-board)\/|typeorm-event-sourcing\/dist\/(cli\/program|testing|bull-board|observability\/bull-board)/.test(file))).toEqual([]);
   expect(modules.some((file) => file.includes('typeorm-event-sourcing/dist/index.js'))).toBe(true);
 });
 
