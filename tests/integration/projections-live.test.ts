@@ -166,14 +166,23 @@ test('two processes (two DataSources here) running one projection: only the lock
   }
 });
 
-test('a commit wakes a runner through NOTIFY long before its poll interval', async () => {
-  const projection = new Projection('woken').on(SubscriptionCreated, (event, manager) => recordHandled(manager, event));
+/**
+ * A runner of a fresh projection of SubscriptionCreated that has caught up, listens, and polls
+ * only every 60 s: from then on only a notification, or its own re-check, wakes it.
+ */
+async function idleRunner(name: string): Promise<{ stop: AbortController; running: Promise<{ processed: number }> }> {
+  const projection = new Projection(name).on(SubscriptionCreated, (event, manager) => recordHandled(manager, event));
   await es.projections.catchUp(projection);
   await dataSource.query(`TRUNCATE ${HANDLED_TABLE}`);
   const stop = new AbortController();
   const running = es.projections.run(projection, { signal: stop.signal, pollInterval: 60_000 });
   await waitFor('the runner to listen', async () => (await dataSource.query(`SELECT 1 FROM pg_stat_activity WHERE datname = current_database() AND query LIKE 'LISTEN%'`)).length > 0, 20_000, 10);
-  await sleep(200); // its first batch done: from now on only a notification or the poll wakes it
+  await sleep(200); // its first batch done
+  return { stop, running };
+}
+
+test('a commit wakes a runner through NOTIFY long before its poll interval', async () => {
+  const { stop, running } = await idleRunner('woken');
   const written = performance.now();
   await es.append(SubscriptionCreated.build({ userId: 500 }));
   // Handled within 20 s while the runner polls every 60 s: a notification woke it.
@@ -184,13 +193,7 @@ test('a commit wakes a runner through NOTIFY long before its poll interval', asy
 });
 
 test('an event held back by an older open transaction is handled soon after that transaction ends, with no further commit and long before the poll interval', async () => {
-  const projection = new Projection('held-back').on(SubscriptionCreated, (event, manager) => recordHandled(manager, event));
-  await es.projections.catchUp(projection);
-  await dataSource.query(`TRUNCATE ${HANDLED_TABLE}`);
-  const stop = new AbortController();
-  const running = es.projections.run(projection, { signal: stop.signal, pollInterval: 60_000 });
-  await waitFor('the runner to listen', async () => (await dataSource.query(`SELECT 1 FROM pg_stat_activity WHERE datname = current_database() AND query LIKE 'LISTEN%'`)).length > 0, 20_000, 10);
-  await sleep(200); // its first batch done: from now on only a notification or the poll wakes it
+  const { stop, running } = await idleRunner('held-back');
   // An unrelated transaction that has written (it has a transaction id) stays open...
   const older = dataSource.createQueryRunner();
   await older.connect();
