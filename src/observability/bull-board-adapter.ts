@@ -1,6 +1,7 @@
 import { BullMQAdapter } from '@bull-board/api/bullMQAdapter';
 import type { EventSourcing } from '../event-sourcing';
 import { UsageError } from '../errors/usage-error';
+import { isReactorJobData } from '../reactors/reactor-queue';
 
 /** The event a reactor job was added for, as its job data names it. */
 export interface ReactorJobEvent {
@@ -37,10 +38,9 @@ export interface BullBoardAdapterOptions {
 
 /** The event fields of a job's data, or undefined for data that is not a reactor job's. */
 function eventOf(data: unknown): ReactorJobEvent | undefined {
-  if (data === null || typeof data !== 'object') return undefined;
-  const { table, id, type, position, reactor } = data as Record<string, unknown>;
-  if (typeof table !== 'string' || typeof id !== 'number' || typeof type !== 'string' || typeof reactor !== 'string') return undefined;
-  return { table, id, type, position: typeof position === 'number' ? position : Number.NaN, reactor };
+  if (!isReactorJobData(data)) return undefined;
+  const { table, id, type, position, reactor } = data;
+  return { table, id, type, position, reactor };
 }
 
 /**

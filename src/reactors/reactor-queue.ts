@@ -73,6 +73,21 @@ function postgresConnection(connection: ReactorQueueOptions['connection'], dataS
     : { host: options.host, port: options.port, user: options.username, password: options.password, database: options.database, schema: 'bullmq', migrate: true, ...ssl };
 }
 
+/** Whether job data has the shape of a reactor job's (its signature is checked apart). */
+export function isReactorJobData(data: unknown): data is ReactorJobData {
+  if (data === null || typeof data !== 'object') return false;
+  const candidate = data as Partial<ReactorJobData>;
+  return (
+    typeof candidate.table === 'string' &&
+    typeof candidate.type === 'string' &&
+    typeof candidate.reactor === 'string' &&
+    typeof candidate.key === 'string' &&
+    Number.isSafeInteger(candidate.id) &&
+    (candidate.id as number) > 0 &&
+    Number.isSafeInteger(candidate.position)
+  );
+}
+
 /**
  * The BullMQ side of async reactors: turns outbox rows into jobs with ids unique per database,
  * event and reactor, and builds workers for the same queue.
@@ -131,21 +146,12 @@ export class ReactorQueue {
     if (!this.ownsJob(jobId)) {
       return { refused: `job ${jobId} was added by another database than this worker's (${this.#identity}): give each database a queue name of its own` };
     }
-    const candidate = (data ?? {}) as Partial<ReactorJobData>;
-    const wellFormed =
-      typeof candidate.table === 'string' &&
-      typeof candidate.type === 'string' &&
-      typeof candidate.reactor === 'string' &&
-      typeof candidate.key === 'string' &&
-      Number.isSafeInteger(candidate.id) &&
-      (candidate.id as number) > 0 &&
-      Number.isSafeInteger(candidate.position);
-    if (!wellFormed) return { refused: `job ${jobId} has malformed data: not a job this library added` };
-    const fields: SignedJobFields = { jobId: jobId!, ...(candidate as ReactorJobData) };
-    if (!verifyJobSignature(this.#secret, fields, candidate.signature)) {
+    if (!isReactorJobData(data)) return { refused: `job ${jobId} has malformed data: not a job this library added` };
+    const fields: SignedJobFields = { jobId: jobId!, ...data };
+    if (!verifyJobSignature(this.#secret, fields, data.signature)) {
       return { refused: `job ${jobId} is not signed by this database: its data or id was changed, or it was added by someone else` };
     }
-    return { data: candidate as ReactorJobData };
+    return { data };
   }
 
   /**
