@@ -49,6 +49,8 @@ const attached = new Map<DataSource, EventSourcing>();
 export interface EventSourcingInternals {
   readonly dataSource: DataSource;
   readonly registry: EventSourcingRegistry;
+  /** The queue, workers and relays of async reactors in this process. */
+  readonly reactors: ReactorRuntime;
   /**
    * Writes consecutive events of one aggregate instance in one statement, in `manager`'s
    * transaction; `false` (nothing written) when they must be appended one at a time.
@@ -132,7 +134,7 @@ export class EventSourcing {
     this.#projections = new ProjectionRuntime(dataSource, registry, onError);
     // Projection runners in every process hear of this process's commits (debounced NOTIFY).
     this.afterCommit(() => this.#projections.committed());
-    internals.set(this, { dataSource, registry, appendMany: (events, manager) => this.#appendMany(events, manager) });
+    internals.set(this, { dataSource, registry, reactors, appendMany: (events, manager) => this.#appendMany(events, manager) });
   }
 
   /**

@@ -1,6 +1,6 @@
 import type { Driver, EntityMetadata } from 'typeorm';
 import type { AggregateDefinition, ColumnMetadata } from '../aggregates/aggregate-definition';
-import { OUTBOX_RETURNING } from '../reactors/outbox';
+import { jobKeySql, OUTBOX_RETURNING } from '../reactors/outbox';
 import { libraryObject, OUTBOX_TABLE } from '../schema/event-sourcing-schema';
 import { tableSql } from '../schema/table-sql';
 
@@ -37,8 +37,8 @@ function eventAndOutbox(driver: Driver, definition: AggregateDefinition, returne
   SELECT "a".${id}, "a".${version}, ${type}::varchar, ${data}::jsonb, ${metadata}::jsonb, ${createdAt}::timestamptz, ${schemaVersion}::int FROM "a"
   RETURNING ${column('id')} AS "id", ${column('position')} AS "position", ${column('txId')} AS "txId", ${column('schemaVersion')} AS "schemaVersion")`;
   if (outbox) {
-    sql += `, "o" AS (INSERT INTO ${libraryObject(driver, OUTBOX_TABLE)} (events_table, event_id, event_position, event_type, reactor)
-  SELECT ${table}::text, "e"."id", "e"."position", ${type}::varchar, reactor FROM "e", unnest(${reactors}::text[]) AS reactor
+    sql += `, "o" AS (INSERT INTO ${libraryObject(driver, OUTBOX_TABLE)} (events_table, event_id, event_position, event_type, reactor, job_key)
+  SELECT ${table}::text, "e"."id", "e"."position", ${type}::varchar, reactor, ${jobKeySql(`${table}::text`, '"e"."id"::text', '"e"."txId"::text', 'reactor')} FROM "e", unnest(${reactors}::text[]) AS reactor
   RETURNING ${OUTBOX_RETURNING})`;
   }
   const outboxRows = outbox ? `, (SELECT coalesce(json_agg("o"), '[]'::json) FROM "o") AS "outbox"` : '';
@@ -109,8 +109,8 @@ export function updateManyStatement(definition: AggregateDefinition, changed: re
   ORDER BY "x"."ordinal"
   RETURNING ${column('id')} AS "id", ${column('position')} AS "position", ${column('txId')} AS "txId", ${column('schemaVersion')} AS "schemaVersion", ${column('version')} AS "version", ${column('type')} AS "type")`;
   if (outbox) {
-    text += `, "o" AS (INSERT INTO ${libraryObject(driver, OUTBOX_TABLE)} (events_table, event_id, event_position, event_type, reactor)
-  SELECT ${table}::text, "e"."id", "e"."position", "e"."type", "r"."reactor"
+    text += `, "o" AS (INSERT INTO ${libraryObject(driver, OUTBOX_TABLE)} (events_table, event_id, event_position, event_type, reactor, job_key)
+  SELECT ${table}::text, "e"."id", "e"."position", "e"."type", "r"."reactor", ${jobKeySql(`${table}::text`, '"e"."id"::text', '"e"."txId"::text', '"r"."reactor"')}
   FROM "a", "e", unnest(${ordinals}::int[], ${reactors}::text[]) AS "r"("ordinal", "reactor")
   WHERE "e"."version" = "a".${version} - ${count}::int + "r"."ordinal"
   RETURNING ${OUTBOX_RETURNING})`;

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import type { EntityManager } from 'typeorm';
 import { libraryObject, OUTBOX_TABLE } from '../schema/event-sourcing-schema';
 
@@ -15,8 +16,25 @@ export interface OutboxRow {
   position: number;
   eventType: string;
   reactor: string;
-  /** A random key of this row, part of the job id: no two rows ever share a job id. */
+  /** The row's key, part of the job id: see {@link jobKeySql}. */
   jobKey: string;
+}
+
+/**
+ * The SQL of an outbox row's job key: a hash of the events table, the event's id, the id of the
+ * transaction that wrote it and the reactor. No two rows ever share one (a transaction id is never
+ * reused by a PostgreSQL cluster, whatever happens to event ids and positions), and anyone who
+ * reads the event row can compute it again ({@link jobKeyOf}), so its jobs are found in the queue
+ * by id.
+ */
+export function jobKeySql(table: string, eventId: string, txId: string, reactor: string): string {
+  return `md5(${table} || '.' || ${eventId} || '.' || ${txId} || '.' || ${reactor})::uuid`;
+}
+
+/** The job key {@link jobKeySql} gives the outbox row of an event row for a reactor. */
+export function jobKeyOf(event: { table: string; id: number | string; txId: number | string }, reactor: string): string {
+  const hex = createHash('md5').update(`${event.table}.${event.id}.${event.txId}.${reactor}`, 'utf8').digest('hex');
+  return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20)}`;
 }
 
 /** An outbox row's columns as `OutboxRow` fields, for RETURNING and SELECT lists. */
@@ -34,8 +52,8 @@ export async function insertOutboxRows(
   reactors: readonly string[],
 ): Promise<OutboxRow[]> {
   return manager.query(
-    `INSERT INTO ${outbox(manager)} (events_table, event_id, event_position, event_type, reactor)
-     SELECT $1, $2, $3, $4, reactor FROM unnest($5::text[]) AS reactor
+    `INSERT INTO ${outbox(manager)} (events_table, event_id, event_position, event_type, reactor, job_key)
+     SELECT $1::text, $2::bigint, $3, $4, reactor, ${jobKeySql('$1::text', '$2::bigint::text', 'txid_current()::text', 'reactor')} FROM unnest($5::text[]) AS reactor
      RETURNING ${OUTBOX_RETURNING}`,
     [event.table, event.id, event.position, event.type, reactors],
   );

@@ -129,9 +129,10 @@ export class ReactorQueue {
   }
 
   /**
-   * The job id: database identity, global event position, reactor and the outbox row's random
-   * key, so that an id is never reused for another event, even when positions repeat after a
-   * restore or ids after a reset. `:` is not allowed by BullMQ.
+   * The job id: database identity, global event position, reactor and the outbox row's key (a hash
+   * including the writing transaction's id, see `jobKeySql`), so that an id is never reused for
+   * another event, even when positions repeat after a restore or ids after a reset, and can be
+   * computed again from the event row. `:` is not allowed by BullMQ.
    */
   jobId(row: Pick<OutboxRow, 'position' | 'reactor' | 'jobKey'>): string {
     return `${this.#identity}.${row.position}.${row.reactor}.${row.jobKey}`;
