@@ -19,6 +19,7 @@ const common = {
     '^typeorm-event-sourcing$': '<rootDir>/src/index.ts',
     '^typeorm-event-sourcing/testing$': '<rootDir>/src/testing/index.ts',
     '^typeorm-event-sourcing/bull-board$': '<rootDir>/src/bull-board/index.ts',
+    '^typeorm-event-sourcing/opentelemetry$': '<rootDir>/src/opentelemetry/index.ts',
   },
   testTimeout,
 };

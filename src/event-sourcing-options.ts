@@ -1,4 +1,5 @@
 import type { EntityManager } from 'typeorm';
+import type { Instrumentation } from './observability/instrumentation';
 import type { Dispatcher } from './reactors/dispatcher';
 import type { ReactorQueueOptions } from './reactors/reactor-queue-options';
 
@@ -38,6 +39,13 @@ export interface EventSourcingOptions {
    * @defaultValue 'named'
    */
   statements?: 'named' | 'unnamed';
+  /**
+   * Traces and metrics of the library's work: `openTelemetry()` from
+   * `typeorm-event-sourcing/opentelemetry` (optional peer `@opentelemetry/api`); see
+   * docs/observability.md. BullMQ's own job spans come from `queue.telemetry`.
+   * @defaultValue none: nothing is recorded
+   */
+  instrumentation?: Instrumentation;
 }
 
 /** Options of {@link EventSourcing.append}. */

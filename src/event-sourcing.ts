@@ -33,6 +33,10 @@ import { eventSourcingSchema, type EventSourcingSchema } from './schema/event-so
 import { ProjectionRuntime, type Projections } from './projections/projections';
 import { foldEvents, type FoldQuery, type FoldReducer } from './projections/fold';
 import { checkHealth, type EventSourcingHealth, type HealthOptions } from './observability/health';
+import { instrument, instrumentationOf, secondsSince } from './observability/instrumentation';
+import { observeGauges } from './observability/telemetry-gauges';
+import { ConcurrencyError } from './errors/concurrency-error';
+import type { AggregateDefinition } from './aggregates/aggregate-definition';
 import type { EventClass } from './projections/projection';
 import { EventSourcingSubscriber } from './subscriber/event-sourcing-subscriber';
 
@@ -108,6 +112,7 @@ export class EventSourcing {
   readonly #fastPath: FastPath | undefined;
   readonly #projections: ProjectionRuntime;
   #closed = false;
+  #stopGauges: () => void = () => undefined;
 
   /** The database objects the library needs besides TypeORM's tables, for migrations. */
   readonly schema: EventSourcingSchema;
@@ -135,6 +140,7 @@ export class EventSourcing {
     // Projection runners in every process hear of this process's commits (debounced NOTIFY).
     this.afterCommit(() => this.#projections.committed());
     internals.set(this, { dataSource, registry, reactors, appendMany: (events, manager) => this.#appendMany(events, manager) });
+    if (options.instrumentation) this.#stopGauges = observeGauges(options.instrumentation, dataSource, this.#projections.projections);
   }
 
   /**
@@ -160,11 +166,22 @@ export class EventSourcing {
     if (options.statements !== undefined && options.statements !== 'named' && options.statements !== 'unnamed') {
       throw new EventSourcingConfigError(`the statements option must be 'named' or 'unnamed', not ${String(options.statements)}`);
     }
+    const instrumentation = options.instrumentation;
+    if (instrumentation !== undefined && (instrumentation === null || typeof instrumentation.span !== 'function')) {
+      throw new EventSourcingConfigError('the instrumentation option must be made by openTelemetry() from typeorm-event-sourcing/opentelemetry');
+    }
     const registry = new EventSourcingRegistry(dataSource);
     if (options.createSchema ?? Boolean(dataSource.options.synchronize)) await eventSourcingSchema(dataSource, registry.definitions).create();
     const onError =
       options.onError ?? ((error: unknown) => dataSource.logger.log('warn', `typeorm-event-sourcing: ${(error as Error)?.stack ?? String(error)}`));
-    const reactors = await ReactorRuntime.create(dataSource, registry, options.dispatcher ?? new Dispatcher(), options.queue, onError);
+    instrument(dataSource, instrumentation);
+    let reactors: ReactorRuntime;
+    try {
+      reactors = await ReactorRuntime.create(dataSource, registry, options.dispatcher ?? new Dispatcher(), options.queue, onError);
+    } catch (error) {
+      instrument(dataSource, undefined);
+      throw error;
+    }
     // A warning about the application's own code, so shown even where the DataSource logs nothing.
     const onDirectWrite = options.onError ?? ((warning: DirectWriteError) => process.emitWarning(warning.message, { type: 'DirectWriteWarning', code: warning.code }));
     const es = new EventSourcing(dataSource, registry, reactors, onError, onDirectWrite, options);
@@ -205,19 +222,36 @@ export class EventSourcing {
     assertExpectedVersion(`es.append(${event.type})`, options.expectedVersion);
     if (options.expectedVersion !== undefined) pendingWriteOf(event).expectedVersion = options.expectedVersion;
     const manager = options.manager ?? this.#dataSource.manager;
-    const ownTransaction = !manager.queryRunner?.isTransactionActive;
-    try {
-      if (this.#fastPath && (await this.#fastPath.tryAppend(event, definition, manager))) return event;
-      return await manager.save(event);
-    } catch (error) {
-      const pending = pendingWriteOf(event);
-      const aggregateId = event.aggregateId ?? (pending.aggregate ? definition.idOf(pending.aggregate) : undefined);
-      if (isConnectionLoss(error) && !(error instanceof ConnectionLostError)) {
-        // The save's own transaction got past its statements to COMMIT: the loss met the COMMIT.
-        throw new ConnectionLostError(definition.name, aggregateId, error, Boolean(pending.awaitingCommit) && ownTransaction);
+    const instrumentation = instrumentationOf(this.#dataSource);
+    return instrumentation.span('es.append', { 'typeorm_es.aggregate': definition.name, 'typeorm_es.event.type': event.type }, async (span) => {
+      const started = performance.now();
+      let path = 'locked';
+      try {
+        if (this.#fastPath && (await this.#fastPath.tryAppend(event, definition, manager))) path = 'fast';
+        else await manager.save(event);
+        span.setAttributes({ 'typeorm_es.aggregate.id': String(event.aggregateId), 'typeorm_es.event.version': event.version, 'typeorm_es.path': path });
+        instrumentation.record('typeorm_es.append.duration', secondsSince(started), { 'typeorm_es.aggregate': definition.name, 'typeorm_es.path': path, 'typeorm_es.outcome': 'written' });
+        return event;
+      } catch (error) {
+        const failure = this.#appendError(error, event, definition, !manager.queryRunner?.isTransactionActive);
+        const outcome = failure instanceof ConcurrencyError ? 'conflict' : 'error';
+        if (outcome === 'conflict') instrumentation.count('typeorm_es.concurrency.conflicts', 1, { 'typeorm_es.aggregate': definition.name });
+        span.setAttributes({ 'typeorm_es.path': path });
+        instrumentation.record('typeorm_es.append.duration', secondsSince(started), { 'typeorm_es.aggregate': definition.name, 'typeorm_es.path': path, 'typeorm_es.outcome': outcome });
+        throw failure;
       }
-      throw asConcurrencyError(error, definition, aggregateId);
+    });
+  }
+
+  /** The error es.append raises for what its write threw. */
+  #appendError(error: unknown, event: AggregateEvent, definition: AggregateDefinition, ownTransaction: boolean): unknown {
+    const pending = pendingWriteOf(event);
+    const aggregateId = event.aggregateId ?? (pending.aggregate ? definition.idOf(pending.aggregate) : undefined);
+    if (isConnectionLoss(error) && !(error instanceof ConnectionLostError)) {
+      // The save's own transaction got past its statements to COMMIT: the loss met the COMMIT.
+      return new ConnectionLostError(definition.name, aggregateId, error, Boolean(pending.awaitingCommit) && ownTransaction);
     }
+    return asConcurrencyError(error, definition, aggregateId);
   }
 
   /**
@@ -420,7 +454,9 @@ export class EventSourcing {
     attached.delete(this.#dataSource);
     markAttached(this.#eventsClasses, false);
     this.#listeners.clear();
+    this.#stopGauges();
     await this.#reactors.close();
+    instrument(this.#dataSource, undefined);
   }
 
   async #appendMany(events: readonly AggregateEvent[], manager: EntityManager): Promise<boolean> {
@@ -440,6 +476,10 @@ export class EventSourcing {
   }
 
   #committed(written: WrittenEvent[]): void {
+    const instrumentation = instrumentationOf(this.#dataSource);
+    for (const { event, definition } of written) {
+      instrumentation.count('typeorm_es.events.appended', 1, { 'typeorm_es.event.type': event.type, 'typeorm_es.aggregate': definition.name });
+    }
     this.#reactors.committed(written);
     const events = written.map((entry) => entry.event);
     for (const listener of this.#listeners) {

@@ -43,6 +43,18 @@ export type {
   QueueHealth,
 } from './observability/health';
 export type {
+  GaugeReading,
+  Instrumentation,
+  InstrumentationSpan,
+  SpanStart,
+  TelemetryAttributes,
+  TelemetryMetric,
+  TraceContext,
+  CounterMetric,
+  GaugeMetric,
+  HistogramMetric,
+} from './observability/instrumentation';
+export type {
   Checkpoint,
   ProjectionCatchUpOptions,
   ProjectionFailure,

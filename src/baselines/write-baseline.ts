@@ -7,6 +7,7 @@ import { AggregateEvent, numberReturnedValues } from '../events/aggregate-event'
 import { pendingWriteOf } from '../events/pending-write';
 import { applyEvent, assertStorable } from '../events/write-path';
 import { getMetadataStorage } from '../metadata/metadata-storage';
+import { instrumentationOf } from '../observability/instrumentation';
 import { tableSql } from '../schema/table-sql';
 
 /** Rows that need a baseline their aggregate does not declare: one (`id`) or `count` of them. */
@@ -56,7 +57,7 @@ export async function prepareBaseline(manager: EntityManager, definition: Aggreg
   const event = buildBaseline(definition, row, id);
   const createDate = definition.metadata.createDateColumn?.getEntityValue(row);
   event.createdAt = createDate instanceof Date && !Number.isNaN(createDate.getTime()) ? new Date(createDate.getTime()) : new Date();
-  assertStorable(event);
+  assertStorable(event, instrumentationOf(manager.connection).traceContext());
   const replayed = applyEvent(event, await definition.fresh(manager), definition, id);
   const differing = definition.sourcedColumns
     .filter((column) => !definition.sameColumnValue(column, column.getEntityValue(row), column.getEntityValue(replayed)))

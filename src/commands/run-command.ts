@@ -10,6 +10,7 @@ import { assertExpectedVersion } from '../events/expected-version';
 import { pendingWriteOf } from '../events/pending-write';
 import { copyStoredState } from '../aggregates/stored-state';
 import { getMetadataStorage, type AttributeRecord } from '../metadata/metadata-storage';
+import { instrumentationOf } from '../observability/instrumentation';
 import type { Command, CommandCallOptions, CommandEvents } from './command';
 
 function addIssue(issues: AttributeIssue[], attribute: string, constraints: Record<string, string>): void {
@@ -71,7 +72,31 @@ export async function runCommand(
   assertObjectArgument(`${name}.call`, 'options', options);
   assertObjectArgument(`${name}.call`, 'attributes', attributes);
   assertExpectedVersion(`${name}.call`, options.expectedVersion);
-  const { es, internals } = attachedTo(options.manager);
+  const attached = attachedTo(options.manager);
+  return instrumentationOf(attached.internals.dataSource).span(`es.command ${name}`, { 'typeorm_es.command': name }, async (span) => {
+    let retried = 0;
+    try {
+      const result = await execute(CommandClass, attributes, options, attached, () => (retried += 1));
+      const written = result === null ? 0 : Array.isArray(result) ? result.length : 1;
+      span.setAttributes({ 'typeorm_es.command.outcome': written === 0 ? 'noop' : 'written', 'typeorm_es.command.retries': retried, 'typeorm_es.events': written });
+      return result;
+    } catch (error) {
+      const outcome = error instanceof ValidationError ? 'invalid' : error instanceof ConcurrencyError ? 'conflict' : 'error';
+      span.setAttributes({ 'typeorm_es.command.outcome': outcome, 'typeorm_es.command.retries': retried });
+      throw error;
+    }
+  });
+}
+
+/** One command call, retried on conflicts; `retrying` hears of each retry. */
+async function execute(
+  CommandClass: new () => Command<any>,
+  attributes: Record<string, unknown>,
+  options: CommandCallOptions,
+  { es, internals }: ReturnType<typeof attachedTo>,
+  retrying: () => void,
+): Promise<CommandEvents | null> {
+  const name = CommandClass.name;
   const storage = getMetadataStorage();
   const records = storage.attributesOf(CommandClass);
   const command = new CommandClass();
@@ -127,6 +152,7 @@ export async function runCommand(
     } catch (error) {
       if (!(error instanceof ConcurrencyError) || retries <= 0) throw error;
       retries -= 1;
+      retrying();
       for (const aggregate of aggregates) {
         const definition = internals.registry.aggregate(aggregate.constructor);
         const fresh = await internals.dataSource.manager

@@ -14,6 +14,7 @@ import { markHot } from './hot-aggregates';
 import { givenColumns, hasForeignInsertHooks, hasOnlyLibraryColumns, mayCreate } from './fast-path-eligibility';
 import { pendingWriteOf } from './pending-write';
 import { eventFieldsOf, restoreEventFields, transactionDepthOf, type TransactionLog, type WrittenEvent } from './transaction-log';
+import { instrumentationOf } from '../observability/instrumentation';
 import { applyEvent, applyToStoredState, assertStorable, returnedState, rowUpdateParameters, usableStoredState } from './write-path';
 
 /** How the fast path sends its statement. */
@@ -87,7 +88,7 @@ export class FastPath {
     pending.state = 'in flight';
     pending.awaitingCommit = false;
     try {
-      assertStorable(event);
+      assertStorable(event, instrumentationOf(this.dataSource).traceContext());
       const reactors = this.reactions.asyncReactorNames(event);
       let statement: FastStatement;
       let parameters: unknown[];
@@ -153,7 +154,8 @@ export class FastPath {
     };
     for (const event of events) pendingWriteOf(event).state = 'in flight';
     try {
-      for (const event of events) assertStorable(event);
+      const trace = instrumentationOf(this.dataSource).traceContext();
+      for (const event of events) assertStorable(event, trace);
       const applied = applyToStoredState(events, definition, state);
       if (!applied) return giveUp();
       const { aggregate, changed } = applied;

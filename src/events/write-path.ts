@@ -21,6 +21,7 @@ import { RetiredEventTypeError } from '../errors/retired-event-type-error';
 import { forgetStoredState, rememberReturnedState, storedStateOf, workingCopy, type StoredState } from '../aggregates/stored-state';
 import { sameValue } from '../aggregates/column-values';
 import { rowUpdate, type FastStatement } from './fast-statement';
+import { instrumentationOf, type TraceContext } from '../observability/instrumentation';
 import { isHot, markHot } from './hot-aggregates';
 
 const retryableCodes = new Set(['40001', '40P01', '55P03']);
@@ -52,8 +53,11 @@ export function applyEvent(event: AggregateEvent, aggregate: ObjectLiteral, defi
   return result && typeof result === 'object' ? (result as ObjectLiteral) : aggregate;
 }
 
-/** Checks the event's data and metadata can be stored faithfully, and merges scoped metadata in. */
-export function assertStorable(event: AggregateEvent): void {
+/**
+ * Checks the event's data and metadata can be stored faithfully, and merges scoped metadata in,
+ * and the trace context of the span writing it (the writer's trace continues in its reactors).
+ */
+export function assertStorable(event: AggregateEvent, trace: TraceContext | undefined): void {
   const storage = getMetadataStorage();
   const eventType = storage.eventTypeOf(event.constructor);
   if (eventType?.retired) throw new RetiredEventTypeError(eventType.name, event.constructor.name);
@@ -68,6 +72,11 @@ export function assertStorable(event: AggregateEvent): void {
   if (event.metadata === undefined || event.metadata === null) event.metadata = {};
   if (!isPlainObject(event.metadata)) {
     throw new InvalidEventDataError(event.type, 'metadata', 'must be a plain object');
+  }
+  // The writer's own trace, not one copied along with metadata from an earlier event.
+  if (trace) {
+    const { traceparent: _parent, tracestate: _state, ...rest } = event.metadata;
+    event.metadata = { ...rest, ...trace };
   }
   assertJsonFaithful(event.type, 'metadata', event.metadata);
 }
@@ -127,7 +136,7 @@ export async function writeEvent(
   const depth = transactionDepthOf(queryRunner);
   const callerBefore = caller && log.needsSnapshot(queryRunner, caller, depth) ? definition.snapshot(caller) : undefined;
   try {
-    assertStorable(event);
+    assertStorable(event, instrumentationOf(manager.connection).traceContext());
     if (existingId === undefined || existingId === null) {
       const aggregate = await createAggregate(manager, definition, event, pending.expectedVersion);
       event.aggregateId = definition.idOf(aggregate);

@@ -176,7 +176,8 @@ export async function checkHealth(sources: HealthSources, options: HealthOptions
   };
 }
 
-async function outboxBacklog(dataSource: DataSource): Promise<{ pending: number; oldestAgeMs: number | null }> {
+/** Outbox rows not handed to the queue yet, and the age of the oldest. */
+export async function outboxBacklog(dataSource: DataSource): Promise<{ pending: number; oldestAgeMs: number | null }> {
   const [row]: { pending: number; oldest: number | null }[] = await dataSource.query(
     `SELECT count(*)::int AS pending, (extract(epoch FROM clock_timestamp() - min(created_at)) * 1000)::float8 AS oldest
      FROM ${libraryObject(dataSource.driver, OUTBOX_TABLE)} WHERE enqueued_at IS NULL`,

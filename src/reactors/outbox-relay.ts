@@ -12,6 +12,7 @@ import { settleOutboxRows } from './reactions';
 import type { ReactorQueue } from './reactor-queue';
 import type { RelayOptions } from './reactor-queue-options';
 import { withTimeout } from './with-timeout';
+import { instrumentationOf } from '../observability/instrumentation';
 
 /**
  * Delivers outbox rows that the after-commit hand-over left behind (a process killed between
@@ -84,10 +85,25 @@ export class OutboxRelay {
     const manager = this.#dataSource.manager;
     const claimed = await claimOutboxRows(manager, { graceMs: this.#grace, limit: this.#batchSize, leaseMs: this.#lease });
     if (claimed.rows.length === 0) return 0;
-    await this.#orRelease(claimed, () => withTimeout(this.#queue.add(claimed.rows), this.#queueTimeout, 'relaying outbox rows to the queue'));
-    // The jobs are in the queue: whatever happens to the claim now, the rows are done with.
-    await settleOutboxRows(manager, claimed.rows, this.#keepUntil);
-    return claimed.rows.length;
+    const instrumentation = instrumentationOf(this.#dataSource);
+    const attributes = { 'typeorm_es.queue': this.#queue.name, 'typeorm_es.jobs': claimed.rows.length };
+    return instrumentation.span(
+      'es.relay',
+      attributes,
+      async () => {
+        try {
+          await this.#orRelease(claimed, () => withTimeout(this.#queue.add(claimed.rows), this.#queueTimeout, 'relaying outbox rows to the queue'));
+        } catch (error) {
+          instrumentation.count('typeorm_es.relay.failures', 1);
+          throw error;
+        }
+        instrumentation.count('typeorm_es.relay.deliveries', claimed.rows.length);
+        // The jobs are in the queue: whatever happens to the claim now, the rows are done with.
+        await settleOutboxRows(manager, claimed.rows, this.#keepUntil);
+        return claimed.rows.length;
+      },
+      { kind: 'producer' },
+    );
   }
 
   /**
@@ -104,7 +120,10 @@ export class OutboxRelay {
     const checked = await this.#orRelease(claimed, async () => {
       const states = await withTimeout(Promise.all(rows.map((row) => this.#queue.jobState(row))), this.#queueTimeout, 'reading job states');
       const missing = rows.filter((_, index) => states[index] === 'unknown');
-      if (missing.length > 0) await withTimeout(this.#queue.add(missing), this.#queueTimeout, 'adding lost jobs again');
+      if (missing.length > 0) {
+        await withTimeout(this.#queue.add(missing), this.#queueTimeout, 'adding lost jobs again');
+        instrumentationOf(this.#dataSource).count('typeorm_es.relay.deliveries', missing.length);
+      }
       return { missing, states };
     });
     // A job that completed, or failed for good, is BullMQ's to report from here on.

@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
 import type { EntityManager } from 'typeorm';
+import type { TraceContext } from '../observability/instrumentation';
 import { libraryObject, OUTBOX_TABLE } from '../schema/event-sourcing-schema';
 
 /**
@@ -18,6 +19,8 @@ export interface OutboxRow {
   reactor: string;
   /** The row's key, part of the job id: see {@link jobKeySql}. */
   jobKey: string;
+  /** The trace context of the span that wrote the event, for the job's data (hand-over only). */
+  trace?: TraceContext;
 }
 
 /**

@@ -16,6 +16,7 @@ import { deleteOutboxRowByJobKey, deleteOutboxRows, insertOutboxRows, markOutbox
 import type { ReactorJobData, ReactorQueue } from './reactor-queue';
 import { inTrigger } from './trigger-scope';
 import { withTimeout } from './with-timeout';
+import { instrumentationOf, secondsSince, traceContextIn, type InstrumentationSpan, type TelemetryAttributes } from '../observability/instrumentation';
 
 /** Rows handed to the queue in one go at most: one addBulk, one DELETE. */
 const MAX_DELIVERY = 500;
@@ -65,11 +66,14 @@ export class Reactions {
     const table = definition.eventsMetadata.tableName;
     // Read now: a connection lost while a reactor runs puts the event's fields back at once.
     const aggregateId = event.aggregateId;
+    const instrumentation = instrumentationOf(manager.connection);
     for (const binding of this.#dispatcher.reactorsFor(event, 'trigger')) {
       try {
-        await inTrigger(binding.name, () =>
-          withMetadata(causationMetadata(table, event), () =>
-            this.#dispatcher.invoke(binding, event, { manager, reactor: binding.name, mode: 'trigger', attempt: 1 }),
+        await instrumentation.span(`es.reactor ${binding.name}`, reactorAttributes(binding.name, 'trigger', table, event), () =>
+          inTrigger(binding.name, () =>
+            withMetadata(causationMetadata(table, event), () =>
+              this.#dispatcher.invoke(binding, event, { manager, reactor: binding.name, mode: 'trigger', attempt: 1 }),
+            ),
           ),
         );
       } catch (error) {
@@ -92,7 +96,10 @@ export class Reactions {
     if (!this.#queue || rows.length === 0) return;
     this.#waiting.push(...rows);
     if (this.#delivering) return;
-    const delivery = this.#deliverWaiting(dataSource, this.#queue);
+    const queue = this.#queue;
+    const delivery = instrumentationOf(dataSource)
+      .span('es.handover', { 'typeorm_es.queue': queue.name }, (span) => this.#deliverWaiting(dataSource, queue, span), { kind: 'producer' })
+      .catch(() => undefined);
     this.#delivering = delivery;
     this.#deliveries.add(delivery);
     void delivery.finally(() => {
@@ -101,19 +108,24 @@ export class Reactions {
     });
   }
 
-  async #deliverWaiting(dataSource: DataSource, queue: ReactorQueue): Promise<void> {
+  async #deliverWaiting(dataSource: DataSource, queue: ReactorQueue, span: InstrumentationSpan): Promise<void> {
+    let jobs = 0;
     while (this.#waiting.length > 0) {
       const rows = this.#waiting.splice(0, MAX_DELIVERY);
       try {
         await withTimeout(queue.add(rows), 5000, 'handing reactor jobs to the queue');
         await settleOutboxRows(dataSource.manager, rows, this.#keepOutboxUntil);
+        jobs += rows.length;
       } catch (error) {
         this.#onError(error);
         // The queue is not taking jobs: everything waiting stays in the outbox for the relay,
         // rather than piling up here behind one timeout after another.
         this.#waiting.length = 0;
+        span.setAttributes({ 'typeorm_es.jobs': jobs, 'typeorm_es.left_to_relay': rows.length });
+        throw error;
       }
     }
+    span.setAttributes({ 'typeorm_es.jobs': jobs });
   }
 
   /** Hand-overs still in progress, and rows waiting for one. */
@@ -133,6 +145,7 @@ export class Reactions {
    * attempts: the job is delayed and tried again until the database is back.
    */
   processor(dataSource: DataSource, registry: EventSourcingRegistry): Processor<ReactorJobData> {
+    const instrumentation = instrumentationOf(dataSource);
     return async (job, token) => {
       const queue = this.#queue!;
       const verified = queue.verify(job.id, job.data);
@@ -154,9 +167,28 @@ export class Reactions {
         if (!this.#dispatcher.reactorsFor(event, 'async').some((candidate) => candidate.name === reactor)) {
           throw new UnrecoverableError(`reactor '${reactor}' is not registered for ${event.type} (job ${job.id})`);
         }
-        await withMetadata(causationMetadata(table, event), () =>
-          this.#dispatcher.invoke(binding, event, { manager: dataSource.manager, reactor, mode: 'async', attempt: job.attemptsMade + 1, job }),
-        );
+        const attempt = job.attemptsMade + 1;
+        const attributes = { ...reactorAttributes(reactor, 'async', table, event), 'typeorm_es.job.id': job.id, 'typeorm_es.job.attempt': attempt };
+        // A child of the span that wrote the event: from the job's data (the hand-over put it
+        // there) or, for jobs the relay added, from the event's metadata.
+        const parent = traceContextIn(job.data) ?? traceContextIn(event.metadata);
+        const started = performance.now();
+        try {
+          await instrumentation.span(
+            `es.reactor ${reactor}`,
+            attributes,
+            () =>
+              withMetadata(causationMetadata(table, event), () =>
+                this.#dispatcher.invoke(binding, event, { manager: dataSource.manager, reactor, mode: 'async', attempt, job }),
+              ),
+            { kind: 'consumer', parent },
+          );
+          instrumentation.record('typeorm_es.reactor.job.duration', secondsSince(started), { 'typeorm_es.reactor': reactor, 'typeorm_es.outcome': 'completed' });
+        } catch (error) {
+          instrumentation.record('typeorm_es.reactor.job.duration', secondsSince(started), { 'typeorm_es.reactor': reactor, 'typeorm_es.outcome': 'failed' });
+          instrumentation.count('typeorm_es.reactor.job.failures', 1, { 'typeorm_es.reactor': reactor });
+          throw error;
+        }
         if (this.#keepOutboxUntil === 'completed') await deleteOutboxRowByJobKey(dataSource.manager, key);
       } catch (error) {
         if (!isConnectionLoss(error) || token === undefined) throw error;
@@ -168,6 +200,18 @@ export class Reactions {
       }
     };
   }
+}
+
+/** What a reactor's span says about the call. */
+function reactorAttributes(reactor: string, mode: 'trigger' | 'async', table: string, event: AggregateEvent): TelemetryAttributes {
+  return {
+    'typeorm_es.reactor': reactor,
+    'typeorm_es.reactor.mode': mode,
+    'typeorm_es.event.type': event.type,
+    'typeorm_es.event.table': table,
+    'typeorm_es.event.id': event.id,
+    'typeorm_es.aggregate.id': String(event.aggregateId),
+  };
 }
 
 /** Once jobs are in the queue: their outbox rows are deleted, or kept and marked until the jobs complete. */

@@ -1,4 +1,4 @@
-import type { ConnectionOptions } from 'bullmq';
+import type { ConnectionOptions, Telemetry } from 'bullmq';
 
 /** Options of the relay that delivers outbox rows the after-commit hand-over left behind. */
 export interface RelayOptions {
@@ -90,4 +90,11 @@ export interface ReactorQueueOptions {
   closeTimeout?: number;
   /** The relay's timing. */
   relay?: RelayOptions;
+  /**
+   * BullMQ's own telemetry, passed to the reactor queue and every worker as their `telemetry`
+   * option: `new BullMQOtel('my-app')` from `bullmq-otel` adds BullMQ's spans for adding and
+   * processing jobs, beside the library's (see docs/observability.md).
+   * @defaultValue none
+   */
+  telemetry?: Telemetry;
 }

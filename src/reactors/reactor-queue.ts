@@ -18,10 +18,17 @@ export interface ReactorJobData {
   reactor: string;
   /** The event's global position. */
   position: number;
-  /** The outbox row's random key, the last part of the job id. */
+  /** The outbox row's key, the last part of the job id. */
   key: string;
   /** HMAC of the job id and the fields above with the database's secret; see docs/security.md. */
   signature: string;
+  /**
+   * The W3C trace context of the span that wrote the event, when it was traced (not signed: it
+   * only places the job's span in a trace).
+   */
+  traceparent?: string;
+  /** Its vendor state, if any. */
+  tracestate?: string;
 }
 
 /** Options of `es.worker()`, passed on to BullMQ's Worker. */
@@ -119,11 +126,13 @@ export class ReactorQueue {
     this.name = options.name ?? `typeorm-event-sourcing-${identity.slice(0, 8)}`;
     this.#postgres = options.backend === 'postgres';
     this.#connection = this.#postgres ? postgresConnection(options.connection, dataSource) : redisConnection(options.connection);
+    const telemetry = options.telemetry === undefined ? {} : { telemetry: options.telemetry };
     this.#queue = this.#postgres
-      ? new Queue(this.name, { connection: this.#connection as never }, createPostgresBackend as never)
+      ? new Queue(this.name, { connection: this.#connection as never, ...telemetry }, createPostgresBackend as never)
       : new Queue(this.name, {
           connection: this.#connection as ConnectionOptions,
           ...(options.prefix === undefined ? {} : { prefix: options.prefix }),
+          ...telemetry,
         });
     this.#queue.on('error', onError);
   }
@@ -176,7 +185,7 @@ export class ReactorQueue {
         const binding = this.#dispatcher.asyncReactor(row.reactor);
         const jobId = this.jobId(row);
         const fields = { table: row.eventsTable, id: row.eventId, type: row.eventType, reactor: row.reactor, position: row.position, key: row.jobKey };
-        const data: ReactorJobData = { ...fields, signature: signJob(this.#secret, { jobId, ...fields }) };
+        const data: ReactorJobData = { ...fields, signature: signJob(this.#secret, { jobId, ...fields }), ...row.trace };
         return {
           name: row.reactor,
           data,
@@ -215,6 +224,7 @@ export class ReactorQueue {
       lockDuration: options.lockDuration,
       stalledInterval: options.stalledInterval,
       maxStalledCount: options.maxStalledCount ?? this.#dispatcher.maxAttempts(this.#options.attempts ?? 3),
+      telemetry: this.#options.telemetry,
     };
     const workerOptions: WorkerOptions = {
       connection: this.#postgres ? (this.#connection as never) : ({ ...(this.#connection as object), maxRetriesPerRequest: null } as ConnectionOptions),

@@ -13,6 +13,7 @@ import { ReactorQueue, type ReactorJobData, type ReactorWorkerOptions } from './
 import type { ReactorQueueOptions, RelayOptions } from './reactor-queue-options';
 import { checkRedisQueue } from './redis-requirements';
 import { withTimeout } from './with-timeout';
+import { traceContextIn } from '../observability/instrumentation';
 
 /**
  * Everything async reactors need in one process, and its lifecycle: the queue, the after-commit
@@ -95,7 +96,10 @@ export class ReactorRuntime {
 
   /** After the outermost COMMIT. */
   committed(written: readonly WrittenEvent[]): void {
-    const rows = written.flatMap((entry) => entry.outbox ?? []);
+    const rows = written.flatMap((entry) => {
+      const trace = traceContextIn(entry.event.metadata);
+      return trace ? (entry.outbox ?? []).map((row) => ({ ...row, trace })) : (entry.outbox ?? []);
+    });
     if (rows.length > 0) this.reactions.deliver(this.#dataSource, rows);
   }
 

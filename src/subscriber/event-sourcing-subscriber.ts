@@ -31,6 +31,7 @@ import { currentTrigger } from '../reactors/trigger-scope';
 import type { EventSourcingRegistry } from '../metadata/event-sourcing-registry';
 import type { Reactions } from '../reactors/reactions';
 import { tableSql } from '../schema/table-sql';
+import { instrumentationOf } from '../observability/instrumentation';
 import { forgetStoredState, rememberStoredState } from '../aggregates/stored-state';
 
 /**
@@ -81,7 +82,11 @@ export class EventSourcingSubscriber implements EntitySubscriberInterface {
     const outer = this.#running.getStore();
     const write = this.#serial(event.queryRunner, async () => {
       this.#assertNoSelfDeadlock(outer, event.queryRunner, definition, entity);
-      await writeEvent(event.manager, definition, entity, this.log, this.fromStoredState);
+      const attributes = { 'typeorm_es.aggregate': definition.name, 'typeorm_es.event.type': entity.type, 'typeorm_es.path': 'locked' };
+      await instrumentationOf(event.manager.connection).span('es.write', attributes, async (span) => {
+        await writeEvent(event.manager, definition, entity, this.log, this.fromStoredState);
+        span.setAttributes({ 'typeorm_es.aggregate.id': String(entity.aggregateId), 'typeorm_es.event.version': entity.version });
+      });
     });
     // Also when the work never ran because work queued before it failed.
     return write.catch((error: unknown) => {

@@ -641,6 +641,9 @@ test('the exports map exposes the entry point and package.json, not internal fil
   const bullBoard = probe('typeorm-event-sourcing/bull-board');
   expect(bullBoard.status).not.toBe(0);
   expect(bullBoard.stderr).toContain("Cannot find module '@bull-board/api/bullMQAdapter'");
+  const openTelemetry = probe('typeorm-event-sourcing/opentelemetry');
+  expect(openTelemetry.status).not.toBe(0);
+  expect(openTelemetry.stderr).toContain("Cannot find module '@opentelemetry/api'");
   const internal = probe('typeorm-event-sourcing/dist/events/write-path');
   expect(internal.status).not.toBe(0);
   expect(internal.stderr).toContain('ERR_PACKAGE_PATH_NOT_EXPORTED');
@@ -655,7 +658,7 @@ test('the main entry point loads none of the CLI, testing or integration modules
   );
   expect(loaded.stderr).toBe('');
   const modules: string[] = JSON.parse(loaded.stdout);
-  expect(modules.filter((file) => /node_modules\/(commander|cli-progress|jest|expect|@jest|@bull-board)\/|typeorm-event-sourcing\/dist\/(cli\/program|testing|bull-board|observability\/bull-board)/.test(file))).toEqual([]);
+  expect(modules.filter((file) => /node_modules\/(commander|cli-progress|jest|expect|@jest|@bull-board|@opentelemetry)\/|typeorm-event-sourcing\/dist\/(cli\/program|testing|bull-board|opentelemetry|observability\/bull-board|observability\/open-telemetry)/.test(file))).toEqual([]);
   expect(modules.some((file) => file.includes('typeorm-event-sourcing/dist/index.js'))).toBe(true);
 });
 
