@@ -32,6 +32,8 @@ export interface SpanStart {
 
 /** One value of an observable gauge, with its attributes. */
 export interface GaugeReading {
+  /** The gauge. */
+  readonly metric: GaugeMetric;
   /** The value. */
   readonly value: number;
   /** Its attributes (a projection's name, say). */
@@ -53,10 +55,11 @@ export interface Instrumentation {
   /** Records a value of a histogram of {@link TELEMETRY_METRICS}. */
   record(metric: HistogramMetric, value: number, attributes?: TelemetryAttributes): void;
   /**
-   * Registers how to read a gauge of {@link TELEMETRY_METRICS} when metrics are collected; returns
-   * a function that stops reading it.
+   * Registers how to read gauges of {@link TELEMETRY_METRICS} when metrics are collected: one
+   * `read` gives the values of all of `metrics` (one query for several gauges). Returns a function
+   * that stops reading them.
    */
-  observe(metric: GaugeMetric, read: () => Promise<readonly GaugeReading[]>): () => void;
+  observe(metrics: readonly GaugeMetric[], read: () => Promise<readonly GaugeReading[]>): () => void;
 }
 
 /** The counters the library adds to. */

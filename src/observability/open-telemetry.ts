@@ -13,7 +13,7 @@ import {
   type Link,
   type MeterProvider,
   type ObservableGauge,
-  type ObservableResult,
+  type BatchObservableResult,
   type SpanContext,
   type TracerProvider,
 } from '@opentelemetry/api';
@@ -143,16 +143,22 @@ export function openTelemetry(options: OpenTelemetryOptions = {}): Instrumentati
       histogram.record(value, attributesOf(attributes));
     },
 
-    observe(metric: GaugeMetric, read: () => Promise<readonly GaugeReading[]>) {
-      let gauge = gauges.get(metric);
-      if (!gauge) gauges.set(metric, (gauge = meter.createObservableGauge(metric, described(metric))));
-      const callback = async (result: ObservableResult) => {
-        // A database that does not answer leaves the gauge without a value this time.
+    observe(names: readonly GaugeMetric[], read: () => Promise<readonly GaugeReading[]>) {
+      const observed = names.map((metric) => {
+        let gauge = gauges.get(metric);
+        if (!gauge) gauges.set(metric, (gauge = meter.createObservableGauge(metric, described(metric))));
+        return gauge;
+      });
+      const callback = async (result: BatchObservableResult) => {
+        // A database that does not answer leaves the gauges without values this time.
         const readings = await read().catch(() => []);
-        for (const reading of readings) result.observe(reading.value, attributesOf(reading.attributes));
+        for (const reading of readings) {
+          const gauge = gauges.get(reading.metric);
+          if (gauge && names.includes(reading.metric)) result.observe(gauge, reading.value, attributesOf(reading.attributes));
+        }
       };
-      gauge.addCallback(callback);
-      return () => gauge.removeCallback(callback);
+      meter.addBatchObservableCallback(callback, observed);
+      return () => meter.removeBatchObservableCallback(callback, observed);
     },
   };
 }

@@ -4,31 +4,28 @@ import { outboxBacklog } from './health';
 import type { GaugeReading, Instrumentation } from './instrumentation';
 
 /**
- * One reading shared by the gauges collected together: a collection reads the backlog's count and
- * age (or every projection's lag) with one query, not one per gauge.
- */
-function shared<T>(read: () => Promise<T>): () => Promise<T> {
-  let last: { at: number; value: Promise<T> } | undefined;
-  return () => {
-    if (!last || performance.now() - last.at > 1000) last = { at: performance.now(), value: read() };
-    return last.value;
-  };
-}
-
-/**
  * Registers the gauges read from the database when metrics are collected: the outbox backlog and
  * the age of its oldest row, and each known projection's lag. Returns what stops reading them.
  */
 export function observeGauges(instrumentation: Instrumentation, dataSource: DataSource, projections: Projections): () => void {
-  const backlog = shared(() => outboxBacklog(dataSource));
-  const lags = shared(async () => (await projections.status()).flatMap((status) => (status.lag ? [{ name: status.name, lag: status.lag }] : [])));
-  const projectionReadings = (value: (lag: { events: number; seconds: number }) => number) => async (): Promise<GaugeReading[]> =>
-    (await lags()).map(({ name, lag }) => ({ value: value(lag), attributes: { 'typeorm_es.projection': name } }));
   const stops = [
-    instrumentation.observe('typeorm_es.outbox.backlog', async () => [{ value: (await backlog()).pending }]),
-    instrumentation.observe('typeorm_es.outbox.oldest_age', async () => [{ value: ((await backlog()).oldestAgeMs ?? 0) / 1000 }]),
-    instrumentation.observe('typeorm_es.projection.lag', projectionReadings((lag) => lag.seconds)),
-    instrumentation.observe('typeorm_es.projection.lag_events', projectionReadings((lag) => lag.events)),
+    instrumentation.observe(['typeorm_es.outbox.backlog', 'typeorm_es.outbox.oldest_age'], async (): Promise<GaugeReading[]> => {
+      const { pending, oldestAgeMs } = await outboxBacklog(dataSource);
+      return [
+        { metric: 'typeorm_es.outbox.backlog', value: pending },
+        { metric: 'typeorm_es.outbox.oldest_age', value: (oldestAgeMs ?? 0) / 1000 },
+      ];
+    }),
+    instrumentation.observe(['typeorm_es.projection.lag', 'typeorm_es.projection.lag_events'], async (): Promise<GaugeReading[]> =>
+      (await projections.status()).flatMap(({ name, lag }) => {
+        if (!lag) return [];
+        const attributes = { 'typeorm_es.projection': name };
+        return [
+          { metric: 'typeorm_es.projection.lag', value: lag.seconds, attributes },
+          { metric: 'typeorm_es.projection.lag_events', value: lag.events, attributes },
+        ];
+      }),
+    ),
   ];
   return () => stops.forEach((stop) => stop());
 }
