@@ -217,6 +217,21 @@ test('relay batches and gauges: outbox backlog, its age, relay deliveries and pr
   expect(only('es.relay').kind).toBe(3); // PRODUCER
   expect(await points('typeorm_es.outbox.backlog')).toEqual([{ attributes: {}, value: 0 }]);
   expect((await points('typeorm_es.relay.deliveries'))[0].value).toBeGreaterThanOrEqual(1);
+
+  // The relay's job carries no trace context: the worker takes it from the event's metadata.
+  const [job] = await es.queue.getJobs(['waiting']);
+  expect(job.data.traceparent).toBeUndefined();
+  const worker = es.worker({ relay: false });
+  try {
+    await waitForReactors(es, { timeout: 15_000 });
+  } finally {
+    await worker.close();
+  }
+  await waitFor('the job span', async () => named('es.reactor Mailer').length === 1, 5000, 10);
+  const [row] = await dataSource.query(`SELECT metadata FROM subscription_events WHERE type = 'Subscription.Activated'`);
+  const [, traceId, spanId] = row.metadata.traceparent.split('-');
+  expect(only('es.reactor Mailer').spanContext().traceId).toBe(traceId);
+  expect(parentOf(only('es.reactor Mailer'))).toBe(spanId);
   await es.queue.obliterate({ force: true });
 });
 
