@@ -229,7 +229,7 @@ export class EventSourcing {
       try {
         if (this.#fastPath && (await this.#fastPath.tryAppend(event, definition, manager))) path = 'fast';
         else await manager.save(event);
-        span.setAttributes({ 'typeorm_es.aggregate.id': String(event.aggregateId), 'typeorm_es.event.version': event.version, 'typeorm_es.path': path });
+        span.setAttributes({ 'typeorm_es.aggregate.id': String(event.aggregateId), 'typeorm_es.event.id': event.id, 'typeorm_es.event.version': event.version, 'typeorm_es.path': path });
         instrumentation.record('typeorm_es.append.duration', secondsSince(started), { 'typeorm_es.aggregate': definition.name, 'typeorm_es.path': path, 'typeorm_es.outcome': 'written' });
         return event;
       } catch (error) {

@@ -123,12 +123,15 @@ export function instrument(dataSource: DataSource, instrumentation: Instrumentat
   else instrumentations.delete(dataSource);
 }
 
-/** The trace context an event's metadata carries, if any. */
+/** W3C `traceparent`, version 00: trace id, parent span id, flags. */
+const TRACEPARENT = /^00-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$/;
+
+/** The trace context an event's metadata (or a job's data) carries, if it is well-formed. */
 export function traceContextIn(metadata: unknown): TraceContext | undefined {
   if (metadata === null || typeof metadata !== 'object') return undefined;
   const { traceparent, tracestate } = metadata as Record<string, unknown>;
-  if (typeof traceparent !== 'string') return undefined;
-  return typeof tracestate === 'string' ? { traceparent, tracestate } : { traceparent };
+  if (typeof traceparent !== 'string' || !TRACEPARENT.test(traceparent)) return undefined;
+  return typeof tracestate === 'string' && tracestate.length <= 512 ? { traceparent, tracestate } : { traceparent };
 }
 
 /** Seconds since `started` (a `performance.now()` reading). */

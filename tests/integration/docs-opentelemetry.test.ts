@@ -13,7 +13,7 @@ import { obliterateQueue, waitFor } from '../support/processes';
 const redisUrl = process.env.REDIS_URL ?? 'redis://127.0.0.1:6380';
 const queueName = `docs-opentelemetry-${process.pid}-${Date.now()}`;
 
-test('docs/observability.md: the NodeSDK setup records the library spans beside BullMQ's, and the library metrics', async () => {
+test('docs/observability.md: the NodeSDK setup records the library spans beside those of BullMQ, and the library metrics', async () => {
   const traceExporter = new InMemorySpanExporter();
   const metricExporter = new InMemoryMetricExporter(AggregationTemporality.CUMULATIVE);
   const metricReader = new PeriodicExportingMetricReader({ exporter: metricExporter, exportIntervalMillis: 60_000 });

@@ -125,6 +125,7 @@ test('one command with a trigger and an async reactor: one trace from the reques
     'typeorm_es.aggregate': 'Subscription',
     'typeorm_es.event.type': 'Subscription.Activated',
     'typeorm_es.aggregate.id': String(subscription.id),
+    'typeorm_es.event.id': activated.id,
     'typeorm_es.event.version': 2,
     'typeorm_es.path': 'fast',
   });

@@ -40,12 +40,14 @@ function repositoryCopy(into: string): string {
 }
 
 let packedFrom: string;
+let tarball: string;
 
 beforeAll(() => {
   work = mkdtempSync(path.join(os.tmpdir(), 'es-pack-'));
   packedFrom = repositoryCopy(work);
   manifestBeforePack = readFileSync(path.join(packedFrom, 'package.json'), 'utf8');
   const [packed] = JSON.parse(execFileSync('npm', ['pack', '--json', '--pack-destination', work], { cwd: packedFrom, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] }));
+  tarball = path.join(work, packed.filename);
   files = packed.files.map((file: { path: string }) => file.path);
   app = path.join(work, 'app');
   mkdirSync(app);
@@ -630,6 +632,63 @@ test('an upgrade from the installed package: release 2 reads release 1\'s events
     retiredName: 'RetiredEventTypeError',
   });
 }, 120_000);
+
+test('OpenTelemetry from the installed package: a request traced in one process continues in the worker process, hostile trace context included', async () => {
+  // An app of its own: the main app must not have @opentelemetry/api (the next test checks the
+  // entry point fails without its peer).
+  const otelApp = path.join(work, 'otel-app');
+  mkdirSync(otelApp);
+  writeFileSync(path.join(otelApp, 'package.json'), JSON.stringify({ name: 'pack-otel-app', private: true }));
+  const versionOf = (name: string) => `${name}@${JSON.parse(readFileSync(path.join(root, 'node_modules', name, 'package.json'), 'utf8')).version}`;
+  const install = spawnSync(
+    'npm',
+    [
+      'install', '--prefer-offline', '--no-audit', '--no-fund', tarball, 'typeorm@1.1.1', 'pg@8.23.1', 'reflect-metadata@0.2.2', '@types/node@20',
+      ...['typescript', '@opentelemetry/api', '@opentelemetry/sdk-trace-base', '@opentelemetry/context-async-hooks'].map(versionOf),
+    ],
+    { cwd: otelApp, encoding: 'utf8' },
+  );
+  expect(install.status).toBe(0);
+  for (const file of ['otel-app.ts', 'model.ts']) writeFileSync(path.join(otelApp, file), readFileSync(path.join(fixtures, file)));
+  writeFileSync(
+    path.join(otelApp, 'tsconfig.json'),
+    JSON.stringify({
+      compilerOptions: {
+        target: 'ES2022', module: 'commonjs', strict: true, experimentalDecorators: true, emitDecoratorMetadata: true,
+        rootDir: '.', outDir: 'out', types: ['node'], skipLibCheck: false,
+      },
+      include: ['otel-app.ts'],
+    }),
+  );
+  const compiled = spawnSync(process.execPath, [path.join(otelApp, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', path.join(otelApp, 'tsconfig.json')], { encoding: 'utf8' });
+  expect(compiled.stdout + compiled.stderr).toBe('');
+  const env = { ...process.env, DATABASE_URL: await freshDatabase('pack_otel'), QUEUE_NAME: `pack-otel-${process.pid}-${Date.now()}` };
+  const writer = spawnSync(process.execPath, [path.join(otelApp, 'out', 'otel-app.js'), 'write'], { encoding: 'utf8', env });
+  expect(writer.stderr).toBe('');
+  const worker = spawnSync(process.execPath, [path.join(otelApp, 'out', 'otel-app.js'), 'work'], { encoding: 'utf8', env });
+  expect(worker.stderr).toBe('');
+  type Span = { name: string; traceId: string; spanId: string; parent: string | null; eventId: number | null };
+  const written: { spans: Span[]; metadata: { id: number; metadata: Record<string, string> }[]; jobData: string[] } = JSON.parse(writer.stdout);
+  const worked: { spans: Span[]; welcomes: number } = JSON.parse(worker.stdout);
+  const request = written.spans.find((span) => span.name === 'POST /subscriptions/activate')!;
+  const commands = written.spans.filter((span) => span.name === 'es.command ActivateSubscription');
+  expect(commands.map((span) => span.parent)).toEqual([request.spanId, request.spanId]);
+  const appendOf = (eventId: number) => written.spans.find((span) => span.name === 'es.append' && span.eventId === eventId)!;
+  for (const row of written.metadata) expect(commands.map((command) => command.spanId)).toContain(appendOf(row.id).parent);
+  const hostile = `'; DROP TABLE subscription; -- "</script>" 🦀`;
+  // Each event's metadata holds the writer's trace context, not the one the client sent.
+  expect(written.metadata.map((row) => row.metadata)).toEqual(
+    written.metadata.map((row) => ({ note: hostile, traceparent: `00-${request.traceId}-${appendOf(row.id).spanId}-01` })),
+  );
+  expect(written.jobData).toEqual([`00-${hostile}`, written.metadata[0].metadata.traceparent].sort());
+  // In the worker process: each job's span is a child of the span that wrote its event, in the
+  // request's trace; the garbled context in the second job's data is ignored for the event's own.
+  const jobs = worked.spans.filter((span) => span.name === 'es.reactor Welcome');
+  expect(jobs.map((span) => ({ eventId: span.eventId, traceId: span.traceId, parent: span.parent })).sort((a, b) => a.eventId! - b.eventId!)).toEqual(
+    written.metadata.map((row) => ({ eventId: row.id, traceId: request.traceId, parent: appendOf(row.id).spanId })),
+  );
+  expect(worked.welcomes).toBe(2);
+}, 180_000);
 
 test('the exports map exposes the entry point and package.json, not internal files', () => {
   const probe = (specifier: string) =>
