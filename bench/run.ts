@@ -12,6 +12,7 @@ import { concurrencyCases } from './cases/concurrency';
 import { replayCases } from './cases/replay';
 import { directWritesCases } from './cases/direct-writes';
 import { reactorsCases } from './cases/reactors';
+import { telemetryCases } from './cases/telemetry';
 
 /**
  * npm run bench [-- --quick] [-- --out FILE]: every case against its baseline, interleaved in
@@ -35,6 +36,7 @@ async function main(): Promise<void> {
       ['concurrency', concurrencyCases],
       ['replay', replayCases],
       ['directWrites', directWritesCases],
+      ['telemetry', telemetryCases],
       // Last: it drops the jobs the update cases left on the queue before starting a worker.
       ['reactors', reactorsCases],
     ] as const) {
