@@ -11,7 +11,7 @@ import { horizonPassed } from '../support/projection-read-model';
 import { run as runReplay } from '../../examples/docs/replay';
 import { run as runWritingEvents } from '../../examples/docs/writing-events';
 import { allEntities } from '../../examples/subscriptions/entities';
-import { entities, Subscription, SubscriptionActivated, SubscriptionCreated } from '../../examples/subscriptions/model';
+import { entities, Subscription, SubscriptionCreated } from '../../examples/subscriptions/model';
 import { freshDatabase, testDataSource } from '../support/database';
 import { codeBlocks, docFiles, region, root } from '../../scripts/doc-includes';
 

@@ -6,7 +6,6 @@ import path from 'node:path';
 import { createInterface } from 'node:readline';
 import { promisify } from 'node:util';
 import { Queue, type Job } from 'bullmq';
-import type { DataSource } from 'typeorm';
 import { EventSourcing } from '../../src';
 import { createEffectsTable, createRunsTable, EFFECTS_TABLE, orderEntities, RUNS_TABLE } from '../processes/model';
 import { testDataSource } from './database';
