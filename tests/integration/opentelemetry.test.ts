@@ -9,7 +9,7 @@ import { resetEventStore, waitForReactors } from 'typeorm-event-sourcing/testing
 import { ActivateSubscription, commandEntities, CreateSubscription } from '../support/command-models';
 import { testDataSource } from '../support/database';
 import { obliterateQueue, waitFor } from '../support/processes';
-import { Subscription, SubscriptionActivated, SubscriptionCreated } from '../support/subscription-model';
+import { Subscription, SubscriptionActivated } from '../support/subscription-model';
 
 /**
  * The library's spans and metrics, read back from OpenTelemetry's in-memory exporter and a metric
