@@ -3,7 +3,7 @@ import { AsyncLocalStorageContextManager } from '@opentelemetry/context-async-ho
 import { AggregationTemporality, MeterProvider, MetricReader, type MetricData } from '@opentelemetry/sdk-metrics';
 import { BasicTracerProvider, InMemorySpanExporter, SimpleSpanProcessor, type ReadableSpan } from '@opentelemetry/sdk-trace-base';
 import type { DataSource } from 'typeorm';
-import { ConcurrencyError, Dispatcher, EventSourcing, Projection, ValidationError, type ReactorContext } from 'typeorm-event-sourcing';
+import { ConcurrencyError, Dispatcher, EventSourcing, EventSourcingConfigError, Projection, UsageError, ValidationError, type ReactorContext } from 'typeorm-event-sourcing';
 import { openTelemetry } from 'typeorm-event-sourcing/opentelemetry';
 import { resetEventStore, waitForReactors } from 'typeorm-event-sourcing/testing';
 import { ActivateSubscription, commandEntities, CreateSubscription } from '../support/command-models';
@@ -245,4 +245,19 @@ test('an append outside any application span stores the trace context of its own
   expect(row.metadata).toEqual({ traceparent: `00-${only('es.append').spanContext().traceId}-${only('es.append').spanContext().spanId}-01` });
   expect(parentOf(only('es.append'))).toBeUndefined();
   await es.queue.obliterate({ force: true });
+});
+
+test('an instrumentation that is not one is refused at attach, by name', async () => {
+  const other = await testDataSource(`opentelemetry_bad_${process.pid}`, commandEntities);
+  try {
+    for (const bad of [{}, null, 'openTelemetry']) {
+      const attaching = EventSourcing.attach(other, { instrumentation: bad as never });
+      await expect(attaching).rejects.toThrow(EventSourcingConfigError);
+      await expect(attaching).rejects.toThrow('the instrumentation option must be made by openTelemetry() from typeorm-event-sourcing/opentelemetry');
+    }
+    expect(() => openTelemetry('tracer' as never)).toThrow(UsageError);
+    expect(() => openTelemetry('tracer' as never)).toThrow('openTelemetry: options must be an object');
+  } finally {
+    await other.destroy();
+  }
 });
