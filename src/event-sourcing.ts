@@ -222,6 +222,7 @@ export class EventSourcing {
     assertExpectedVersion(`es.append(${event.type})`, options.expectedVersion);
     if (options.expectedVersion !== undefined) pendingWriteOf(event).expectedVersion = options.expectedVersion;
     const manager = options.manager ?? this.#dataSource.manager;
+    const ownTransaction = !manager.queryRunner?.isTransactionActive;
     const instrumentation = instrumentationOf(this.#dataSource);
     return instrumentation.span('es.append', { 'typeorm_es.aggregate': definition.name, 'typeorm_es.event.type': event.type }, async (span) => {
       const started = performance.now();
@@ -233,7 +234,7 @@ export class EventSourcing {
         instrumentation.record('typeorm_es.append.duration', secondsSince(started), { 'typeorm_es.aggregate': definition.name, 'typeorm_es.path': path, 'typeorm_es.outcome': 'written' });
         return event;
       } catch (error) {
-        const failure = this.#appendError(error, event, definition, !manager.queryRunner?.isTransactionActive);
+        const failure = this.#appendError(error, event, definition, ownTransaction);
         const outcome = failure instanceof ConcurrencyError ? 'conflict' : 'error';
         if (outcome === 'conflict') instrumentation.count('typeorm_es.concurrency.conflicts', 1, { 'typeorm_es.aggregate': definition.name });
         span.setAttributes({ 'typeorm_es.path': path });
