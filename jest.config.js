@@ -20,6 +20,7 @@ const common = {
     '^typeorm-event-sourcing/testing$': '<rootDir>/src/testing/index.ts',
     '^typeorm-event-sourcing/bull-board$': '<rootDir>/src/bull-board/index.ts',
     '^typeorm-event-sourcing/opentelemetry$': '<rootDir>/src/opentelemetry/index.ts',
+    '^typeorm-event-sourcing/browser$': '<rootDir>/src/browser/index.ts',
   },
   testTimeout,
 };
