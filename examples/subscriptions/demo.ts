@@ -1,4 +1,7 @@
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { ValidationError } from 'typeorm-event-sourcing';
+import { createEventBrowser } from 'typeorm-event-sourcing/browser';
 import { waitForReactors } from 'typeorm-event-sourcing/testing';
 import { ActivateSubscription, CancelSubscription, CreateSubscription } from './commands';
 import { demoEventSourcing } from './demo-data-source';
@@ -64,6 +67,26 @@ async function main(): Promise<void> {
     await es.rebuild(Subscription, subscription.id);
     const after = await es.verify(Subscription, { id: subscription.id });
     console.log(`Rebuild replayed the events into the row; verify now reports ${after.length} differences.`);
+
+    step('Event browser');
+    // Loopback only, read-only: DEMO_BROWSER_PORT fixes the port, else a free one is taken.
+    const server = createServer(createEventBrowser(es));
+    await new Promise<void>((resolve) => server.listen(Number(process.env.DEMO_BROWSER_PORT ?? 0), '127.0.0.1', resolve));
+    const address = `http://127.0.0.1:${(server.address() as AddressInfo).port}/aggregates/Subscription/${subscription.id}`;
+    try {
+      if (process.argv.includes('--browse')) {
+        console.log(`Event browser: ${address} (Ctrl-C to stop)`);
+        await new Promise((resolve) => {
+          process.once('SIGINT', resolve);
+          process.once('SIGTERM', resolve);
+        });
+      } else {
+        console.log(`Event browser: ${address} (npm run demo -- --browse keeps it open)`);
+      }
+    } finally {
+      server.closeAllConnections();
+      await new Promise((resolve) => server.close(resolve));
+    }
   } finally {
     await es.close();
     await dataSource.destroy();
