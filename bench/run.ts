@@ -13,6 +13,7 @@ import { replayCases } from './cases/replay';
 import { directWritesCases } from './cases/direct-writes';
 import { reactorsCases } from './cases/reactors';
 import { telemetryCases } from './cases/telemetry';
+import { browserCases } from './cases/browser';
 
 /**
  * npm run bench [-- --quick] [-- --out FILE]: every case against its baseline, interleaved in
@@ -37,6 +38,7 @@ async function main(): Promise<void> {
       ['replay', replayCases],
       ['directWrites', directWritesCases],
       ['telemetry', telemetryCases],
+      ['browser', browserCases],
       // Last: it drops the jobs the update cases left on the queue before starting a worker.
       ['reactors', reactorsCases],
     ] as const) {
