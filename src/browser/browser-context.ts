@@ -1,11 +1,11 @@
 import type { DataSource } from 'typeorm';
 import type { AggregateDefinition } from '../aggregates/aggregate-definition';
 import type { EventSourcing } from '../event-sourcing';
+import type { ReactorQueue } from '../reactors/reactor-queue';
 import type { CsrfTokens } from './csrf';
 import type { ResolvedBrowserOptions } from './event-browser-options';
 import type { Html } from './html';
 import type { Section } from './layout';
-import type { OwnedJobs } from './reactor-jobs';
 
 /** What every page reads, made once per browser. */
 export interface BrowserContext {
@@ -15,7 +15,8 @@ export interface BrowserContext {
   readonly definitions: readonly AggregateDefinition[];
   readonly options: ResolvedBrowserOptions;
   readonly csrf: CsrfTokens;
-  readonly jobs: OwnedJobs;
+  /** The reactor queue, when `es` was attached with one. */
+  readonly queue: ReactorQueue | undefined;
 }
 
 /** One request as a page sees it. */

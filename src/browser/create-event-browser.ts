@@ -12,7 +12,6 @@ import { eventPage } from './pages/event-page';
 import { feedPage, MAX_PAGE_SIZE } from './pages/feed-page';
 import { reactorsPage } from './pages/reactors-page';
 import { retryAction } from './pages/retry-action';
-import { OwnedJobs } from './reactor-jobs';
 import { browserPath, formOf } from './request';
 import { routeOf, type Route } from './routes';
 
@@ -113,14 +112,14 @@ function send(request: IncomingMessage, response: ServerResponse, status: number
 export function createEventBrowser(es: EventSourcing, options: EventBrowserOptions = {}): EventBrowserHandler {
   if (!(es instanceof EventSourcing)) throw new UsageError('createEventBrowser', 'es', 'must be an EventSourcing instance (from EventSourcing.attach)');
   const resolved = resolveOptions(options);
-  const { dataSource, registry } = attachedTo(es.dataSource.manager).internals;
+  const { dataSource, registry, reactors } = attachedTo(es.dataSource.manager).internals;
   const context: BrowserContext = {
     es,
     dataSource,
     definitions: [...registry.definitions].sort((a, b) => a.name.localeCompare(b.name)),
     options: resolved,
     csrf: new CsrfTokens(dataSource),
-    jobs: new OwnedJobs(dataSource),
+    queue: reactors.configuredQueue,
   };
   const handle = async (request: IncomingMessage, response: ServerResponse, next?: (error?: unknown) => void): Promise<void> => {
     const started = performance.now();

@@ -1,20 +1,6 @@
-import type { Job, Queue } from 'bullmq';
-import type { DataSource } from 'typeorm';
-import { EventSourcingConfigError } from '../errors/event-sourcing-config-error';
-import type { EventSourcing } from '../event-sourcing';
-import { isReactorJobData, type ReactorJobData } from '../reactors/reactor-queue';
-import { IDENTITY_TABLE, libraryObject } from '../schema/event-sourcing-schema';
+import type { Job } from 'bullmq';
+import { isReactorJobData, type ReactorJobData, type ReactorQueue } from '../reactors/reactor-queue';
 import { HttpError, notFound } from './http-error';
-
-/** The reactor queue, or undefined when `es` was attached without one. */
-export function queueOf(es: EventSourcing): Queue | undefined {
-  try {
-    return es.queue;
-  } catch (error) {
-    if (error instanceof EventSourcingConfigError) return undefined;
-    throw error;
-  }
-}
 
 /** A failed reactor job of this database, with its data. */
 export interface FailedReactorJob {
@@ -26,76 +12,56 @@ export interface FailedReactorJob {
 }
 
 /**
- * The reactor jobs of this database and no other: a queue shared by name, or a database since
- * reset, holds jobs whose ids start with another identity. The identity is read once.
+ * Whether a job is a reactor job of this database: a queue shared by name, or a database since
+ * reset, holds jobs whose ids start with another database's identity.
  */
-export class OwnedJobs {
-  readonly #dataSource: DataSource;
-  #identity: Promise<string> | undefined;
+function owned(queue: ReactorQueue, job: Pick<Job, 'id' | 'data'>): job is Job<ReactorJobData> {
+  return queue.ownsJob(job.id) && isReactorJobData(job.data);
+}
 
-  constructor(dataSource: DataSource) {
-    this.#dataSource = dataSource;
-  }
-
-  async owns(job: Pick<Job, 'id' | 'data'>): Promise<boolean> {
-    return job.id !== undefined && job.id.startsWith(`${await this.#identityOf()}.`) && isReactorJobData(job.data);
-  }
-
-  /** The most recently failed jobs of this database, at most `limit` read from the failed set. */
-  async failed(queue: Queue, limit: number): Promise<{ jobs: FailedReactorJob[]; total: number }> {
-    const [jobs, total] = await Promise.all([queue.getFailed(0, limit - 1), queue.getFailedCount()]);
-    const owned: FailedReactorJob[] = [];
-    for (const job of jobs) {
-      if (!job || !(await this.owns(job))) continue;
-      owned.push({
+/** The most recently failed jobs of this database, at most `limit` read from the failed set, and the set's size. */
+export async function failedJobs(queue: ReactorQueue, limit: number): Promise<{ jobs: FailedReactorJob[]; total: number }> {
+  const [jobs, total] = await Promise.all([queue.queue.getFailed(0, limit - 1), queue.queue.getFailedCount()]);
+  return {
+    jobs: jobs
+      .filter((job) => job && owned(queue, job))
+      .map((job) => ({
         jobId: job.id!,
         data: job.data as ReactorJobData,
         attemptsMade: job.attemptsMade,
         failedReason: job.failedReason ?? '',
         finishedOn: job.finishedOn ? new Date(job.finishedOn) : undefined,
-      });
-    }
-    return { jobs: owned, total };
-  }
+      })),
+    total,
+  };
+}
 
-  /**
-   * A job of this database, by id.
-   *
-   * @throws HttpError 404 for a job that is not in the queue or not this database's.
-   */
-  async find(queue: Queue, jobId: string): Promise<Job<ReactorJobData>> {
-    const job = (await queue.getJob(jobId)) as Job<ReactorJobData> | undefined;
-    if (!job || !(await this.owns(job))) throw notFound(`Reactor job ${jobId}`);
-    return job;
-  }
+/**
+ * A job of this database, by id.
+ *
+ * @throws HttpError 404 for a job that is not in the queue or not this database's.
+ */
+export async function ownedJob(queue: ReactorQueue | undefined, jobId: string): Promise<Job<ReactorJobData>> {
+  const job = await queue?.queue.getJob(jobId);
+  if (!queue || !job || !owned(queue, job)) throw notFound(`Reactor job ${jobId}`);
+  return job;
+}
 
-  /**
-   * Moves a failed job back to waiting, for another round of attempts.
-   *
-   * @throws HttpError 409 for a job that is not failed (any more).
-   */
-  async retry(job: Job<ReactorJobData>): Promise<void> {
-    const notFailed = (state: string) => new HttpError(409, `Reactor job ${job.id} is ${state}: only a failed job can be retried`);
-    const state = await job.getState();
-    if (state !== 'failed') throw notFailed(state);
-    try {
-      await job.retry('failed');
-    } catch (error) {
-      // A worker or another operator got there first.
-      const now = await job.getState();
-      if (now !== 'failed') throw notFailed(now);
-      throw error;
-    }
-  }
-
-  #identityOf(): Promise<string> {
-    this.#identity ??= (async () => {
-      const [row]: { identity: string }[] = await this.#dataSource.query(`SELECT id::text AS identity FROM ${libraryObject(this.#dataSource.driver, IDENTITY_TABLE)}`);
-      return row.identity;
-    })().catch((error: unknown) => {
-      this.#identity = undefined;
-      throw error;
-    });
-    return this.#identity;
+/**
+ * Moves a failed job back to waiting, for another round of attempts.
+ *
+ * @throws HttpError 409 for a job that is not failed (any more).
+ */
+export async function retryFailedJob(job: Job<ReactorJobData>): Promise<void> {
+  const notFailed = (state: string) => new HttpError(409, `Reactor job ${job.id} is ${state}: only a failed job can be retried`);
+  const state = await job.getState();
+  if (state !== 'failed') throw notFailed(state);
+  try {
+    await job.retry('failed');
+  } catch (error) {
+    // A worker or another operator got there first.
+    const now = await job.getState();
+    if (now !== 'failed') throw notFailed(now);
+    throw error;
   }
 }

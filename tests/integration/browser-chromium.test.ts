@@ -86,8 +86,8 @@ test('the subscription page shows the activation\'s diff; its event page shows t
   expect(await jobs.count()).toBe(2);
   const rows = await jobs.evaluateAll((trs) => trs.map((tr) => [...tr.querySelectorAll('td')].slice(0, 3).map((td) => td.textContent)));
   expect(rows).toEqual([
-    ['NewSubscriberNotification', 'completed', '1'],
     ['SubscriptionConfirmation', 'completed', '1'],
+    ['NewSubscriberNotification', 'completed', '1'],
   ]);
   // The trigger reactor's event, in the same transaction, is in the activation's correlation.
   expect(await page.locator('ul.tree').innerText()).toMatch(/reward_events\/\d+ Reward\.SubscribersRecounted Reward \d+ v2 \S+ \(trigger\)/);

@@ -59,9 +59,10 @@ test('data and metadata as stored, the aggregate, and the async reactor jobs wit
   const audit = jobs.find((job) => job.data.id === unlucky.id && job.name === 'AuditDeposit')!;
   const post = jobs.find((job) => job.data.id === unlucky.id && job.name === 'PostToLedger')!;
   expect(page.text).toContain(
+    // In the dispatcher's order of the reactors.
     `Reactor jobs Reactor State Attempts Failed reason Processed on Finished on Job id ` +
-      `AuditDeposit failed 2 audit refused the amount 13 <unlucky> & "cursed" ${new Date(audit.processedOn!).toISOString()} ${new Date(audit.finishedOn!).toISOString()} ${audit.id} ` +
-      `PostToLedger completed 1 ${new Date(post.processedOn!).toISOString()} ${new Date(post.finishedOn!).toISOString()} ${post.id} Data`,
+      `PostToLedger completed 1 ${new Date(post.processedOn!).toISOString()} ${new Date(post.finishedOn!).toISOString()} ${post.id} ` +
+      `AuditDeposit failed 2 audit refused the amount 13 <unlucky> & "cursed" ${new Date(audit.processedOn!).toISOString()} ${new Date(audit.finishedOn!).toISOString()} ${audit.id} Data`,
   );
   expect(page.body).toContain('<span class="state bad">failed</span>');
   expect(page.body).toContain('<span class="state ok">completed</span>');
@@ -102,6 +103,14 @@ test('the correlation tree spans aggregates, marks trigger and async children, a
   );
   const lonely = await browser.get(`/events/account_events/${opened.id}`);
   expect(lonely.text).toContain('This event is alone in its correlation.');
+});
+
+test("a job the queue no longer holds is shown as missing, found by the id computed from the event", async () => {
+  const [job] = (await world.es.queue.getJobs(['completed'])).filter((candidate) => candidate.data.id === lucky.id && candidate.name === 'PostToLedger');
+  await job.remove();
+  const page = await browser.get(`/events/account_events/${lucky.id}`);
+  expect(page.text).toContain(`PostToLedger missing 0 ${job.id} AuditDeposit completed 1 `);
+  expect(page.text).toContain('missing: not in the queue (still in the outbox, completed longer ago than the queue keeps jobs, or removed).');
 });
 
 test('unknown events tables and ids give a 404 page, malformed ids a 400 page', async () => {

@@ -1,12 +1,11 @@
 import { getMetadataStorage } from '../../metadata/metadata-storage';
 import { definitionOfTable, href, type BrowserContext, type PageRequest, type PageResult } from '../browser-context';
-import { jobsOfEvent, type EventJob } from '../event-jobs-stub';
+import { jobsOfEvent, type EventJob } from '../../reactors/event-jobs';
 import { eventRef, parseEventRef, selectEventRows, type EventRow } from '../event-rows';
 import { html, type Html } from '../html';
 import { notFound } from '../http-error';
 import { aggregateLink, correlationLink, eventLink } from '../links';
 import { positiveBigint } from '../params';
-import { queueOf } from '../reactor-jobs';
 import { prettyJson, timeText } from '../values';
 
 /** Events shown at most as an event's children, and in its correlation tree. */
@@ -51,7 +50,7 @@ function jobState(state: string): Html {
 }
 
 async function jobsTable(context: BrowserContext, request: PageRequest, jobs: readonly EventJob[]): Promise<Html> {
-  if (jobs.length === 0) return html`<p class="muted">No async reactor job: ${queueOf(context.es) === undefined ? 'no queue is configured' : 'no async reactor is registered for this type'}.</p>`;
+  if (jobs.length === 0) return html`<p class="muted">No async reactor job: ${context.queue === undefined ? 'no queue is configured' : 'no async reactor is registered for this type'}.</p>`;
   const forms = await Promise.all(
     jobs.map(async (job) =>
       job.state === 'failed' && !context.options.readOnly

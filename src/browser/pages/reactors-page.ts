@@ -1,8 +1,8 @@
-import type { Queue } from 'bullmq';
+import type { ReactorQueue } from '../../reactors/reactor-queue';
 import { href, type BrowserContext, type PageRequest, type PageResult } from '../browser-context';
 import { html, type Html } from '../html';
 import { eventLink } from '../links';
-import { queueOf, type FailedReactorJob } from '../reactor-jobs';
+import { failedJobs, type FailedReactorJob } from '../reactor-jobs';
 import { durationText, timeText } from '../values';
 
 /** Failed jobs read from the queue's failed set per page view, most recent first. */
@@ -10,8 +10,8 @@ export const MAX_FAILED_JOBS = 200;
 
 const STATES = ['waiting', 'active', 'delayed', 'prioritized', 'waiting-children', 'completed', 'failed'] as const;
 
-async function failedByReactor(context: BrowserContext, request: PageRequest, queue: Queue): Promise<Html> {
-  const { jobs, total } = await context.jobs.failed(queue, MAX_FAILED_JOBS);
+async function failedByReactor(context: BrowserContext, request: PageRequest, queue: ReactorQueue): Promise<Html> {
+  const { jobs, total } = await failedJobs(queue, MAX_FAILED_JOBS);
   if (jobs.length === 0) return html`<p class="ok">No failed jobs.</p>`;
   const byReactor = new Map<string, FailedReactorJob[]>();
   for (const job of jobs) byReactor.set(job.data.reactor, [...(byReactor.get(job.data.reactor) ?? []), job]);
@@ -40,8 +40,8 @@ async function failedByReactor(context: BrowserContext, request: PageRequest, qu
  * the queue's jobs by state, and the failed jobs of this database per reactor.
  */
 export async function reactorsPage(context: BrowserContext, request: PageRequest): Promise<PageResult> {
-  const queue = queueOf(context.es);
-  const [health, counts] = await Promise.all([context.es.health(), queue ? queue.getJobCounts(...STATES) : undefined]);
+  const queue = context.queue;
+  const [health, counts] = await Promise.all([context.es.health(), queue ? queue.queue.getJobCounts(...STATES) : undefined]);
   const outbox = health.outbox;
   const tone = (status: string) => (status === 'ok' ? 'ok' : status === 'degraded' ? 'warn' : 'bad');
   const body = html`<h1>Reactors</h1>
