@@ -703,13 +703,17 @@ test('the exports map exposes the entry point and package.json, not internal fil
   const openTelemetry = probe('typeorm-event-sourcing/opentelemetry');
   expect(openTelemetry.status).not.toBe(0);
   expect(openTelemetry.stderr).toContain("Cannot find module '@opentelemetry/api'");
+  // The event browser has no optional peer: it loads in an app that installed none.
+  const browser = spawnSync(process.execPath, ['-e', `console.log(typeof require('typeorm-event-sourcing/browser').createEventBrowser)`], { cwd: app, encoding: 'utf8' });
+  expect(browser.stderr).toBe('');
+  expect(browser.stdout).toBe('function\n');
   const internal = probe('typeorm-event-sourcing/dist/events/write-path');
   expect(internal.status).not.toBe(0);
   expect(internal.stderr).toContain('ERR_PACKAGE_PATH_NOT_EXPORTED');
   expect(JSON.parse(readFileSync(path.join(app, 'node_modules', 'typeorm-event-sourcing', 'package.json'), 'utf8')).types).toBe('dist/index.d.ts');
 });
 
-test('the main entry point loads none of the CLI, testing or integration modules', () => {
+test('the main entry point loads none of the CLI, testing, browser or integration modules', () => {
   const loaded = spawnSync(
     process.execPath,
     ['-e', `require('reflect-metadata'); require('typeorm-event-sourcing'); console.log(JSON.stringify(Object.keys(require.cache)))`],
@@ -717,7 +721,7 @@ test('the main entry point loads none of the CLI, testing or integration modules
   );
   expect(loaded.stderr).toBe('');
   const modules: string[] = JSON.parse(loaded.stdout);
-  expect(modules.filter((file) => /node_modules\/(commander|cli-progress|jest|expect|@jest|@bull-board|@opentelemetry)\/|typeorm-event-sourcing\/dist\/(cli\/program|testing|bull-board|opentelemetry|observability\/bull-board|observability\/open-telemetry)/.test(file))).toEqual([]);
+  expect(modules.filter((file) => /node_modules\/(commander|cli-progress|jest|expect|@jest|@bull-board|@opentelemetry)\/|typeorm-event-sourcing\/dist\/(cli\/program|testing|bull-board|opentelemetry|browser|replay\/state-trail|observability\/bull-board|observability\/open-telemetry)/.test(file))).toEqual([]);
   expect(modules.some((file) => file.includes('typeorm-event-sourcing/dist/index.js'))).toBe(true);
 });
 
