@@ -20,16 +20,16 @@ export function requireOperator(user: string, password: string) {
 }
 // #endregion basic-auth
 
-/** docs/browser.md: the event browser under /admin/events of an Express application, for operators only. */
+/** docs/browser.md: the event browser under /admin of an Express application, for operators only. */
 export function adminApp(es: EventSourcing, operator: { user: string; password: string }): express.Express {
   // #region mount
   const app = express();
-  app.use(
-    '/admin/events',
-    requireOperator(operator.user, operator.password),
-    // basePath is where the pages are mounted: every link and form starts with it.
-    createEventBrowser(es, { basePath: '/admin/events', readOnly: false }),
-  );
+  app.use('/admin', requireOperator(operator.user, operator.password));
+  // basePath is where the browser is mounted: every link and form starts with it. Its pages are
+  // /admin/, /admin/feed, /admin/reactors, /admin/aggregates/..., /admin/events/<table>/<id>;
+  // other paths under /admin go on to the application's routes (bull-board at /admin/queues, say,
+  // whose eventUrl can then be (event) => `/admin/events/${event.table}/${event.id}`).
+  app.use('/admin', createEventBrowser(es, { basePath: '/admin', readOnly: false }));
   // #endregion mount
   return app;
 }

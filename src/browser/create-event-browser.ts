@@ -17,8 +17,10 @@ import { routeOf, type Route } from './routes';
 
 /**
  * A Node request handler: `(req, res)` for `node:http`, `(req, res, next)` for Express, NestJS
- * and `@fastify/middie`, which call it for the paths it is mounted at. `next` is called for a
- * path outside the base path.
+ * and `@fastify/middie`, which call it for the paths it is mounted at. `next` is called for an
+ * address that is not one of the browser's (outside the base path, or under it but unknown), so
+ * the browser can share a prefix with the application's own routes; without `next` such an
+ * address gets a 404 page.
  */
 export type EventBrowserHandler = (request: IncomingMessage, response: ServerResponse, next?: (error?: unknown) => void) => void;
 
@@ -104,7 +106,7 @@ function send(request: IncomingMessage, response: ServerResponse, status: number
  * ```ts
  * import { createEventBrowser } from 'typeorm-event-sourcing/browser';
  *
- * app.use('/admin/events', requireOperator, createEventBrowser(es, { basePath: '/admin/events' }));
+ * app.use('/admin', requireOperator, createEventBrowser(es, { basePath: '/admin' }));
  * ```
  * @throws UsageError for options of the wrong type or a malformed `basePath`.
  * @throws EventSourcingConfigError when `es` is closed.
@@ -126,12 +128,13 @@ export function createEventBrowser(es: EventSourcing, options: EventBrowserOptio
     let base = resolved.basePath;
     try {
       const path = browserPath(request, resolved.basePath);
-      if (!path) {
+      base = path?.base ?? base;
+      const route = path && routeOf(request.method ?? 'GET', path.segments, resolved.readOnly);
+      if (!path || !route) {
+        // Not one of the browser's addresses: the host application's, if it has a next handler.
         if (next) return next();
-        throw new HttpError(404, 'This address is outside the event browser');
+        throw new HttpError(404, 'The event browser has no page at this address');
       }
-      base = path.base;
-      const route = routeOf(request.method ?? 'GET', path.segments, resolved.readOnly);
       const result = await render(context, request, { base, query: path.query }, route);
       if ('redirect' in result) send(request, response, 303, { location: result.redirect }, '', started);
       else send(request, response, 200, {}, layout(base, result.title, result.section, result.body).value, started);

@@ -4,8 +4,8 @@ export interface EventBrowserOptions {
    * The path the browser's pages live under, as the browser's users see it: every link and form
    * starts with it, and requests are routed on their full path (`req.originalUrl`, which Express,
    * NestJS and `@fastify/middie` set, else `req.url`) with it removed. Mount the handler at the
-   * same path (`app.use('/admin/events', browser)` with `basePath: '/admin/events'`). Left empty
-   * under Express or NestJS, the mount path (`req.baseUrl`) is used.
+   * same path (`app.use('/admin', browser)` with `basePath: '/admin'`). Left empty under Express
+   * or NestJS, the mount path (`req.baseUrl`) is used.
    * @defaultValue '' (the root, or the Express mount path)
    */
   basePath?: string;

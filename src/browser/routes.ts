@@ -1,4 +1,4 @@
-import { HttpError, notFound } from './http-error';
+import { HttpError } from './http-error';
 
 /**
  * The browser's addresses, relative to its base path. They are part of its interface (bookmarks,
@@ -22,13 +22,14 @@ export type Route =
 const READ = 'GET, HEAD';
 
 /**
- * The route of a request's path segments (decoded) and method.
+ * The route of a request's path segments (decoded) and method; `undefined` for an address the
+ * browser does not have (the host application's, when it mounts the browser beside its own routes).
  *
- * @throws HttpError 404 for an address the browser does not have, 405 for a method it does not take there.
+ * @throws HttpError 405 for a method the browser does not take at one of its addresses.
  */
-export function routeOf(method: string, segments: readonly string[], readOnly: boolean): Route {
+export function routeOf(method: string, segments: readonly string[], readOnly: boolean): Route | undefined {
   const route = match(segments, readOnly);
-  if (!route) throw notFound(`The page /${segments.map(encodeURIComponent).join('/')}`);
+  if (!route) return undefined;
   const allowed = route.page === 'retry' ? 'POST' : READ;
   if (!allowed.split(', ').includes(method)) throw new HttpError(405, `${method} is not allowed here (${allowed} is)`, { allow: allowed });
   return route;

@@ -35,35 +35,37 @@ afterAll(async () => {
   await world?.close();
 });
 
-test('Express with basic auth (examples/docs/browser-express.ts): operators only, every link under /admin/events, retry through the form', async () => {
+test('Express with basic auth (examples/docs/browser-express.ts): operators only, every link under /admin, retry through the form', async () => {
   const served = await serve(adminApp(world.es, { user: 'ops', password: 'correct horse' }));
   const authorization = `Basic ${Buffer.from('ops:correct horse').toString('base64')}`;
   const asOperator = { headers: { authorization } };
   try {
-    const anonymous = await served.get('/admin/events/');
+    const anonymous = await served.get('/admin/');
     expect(anonymous.status).toBe(401);
     expect(anonymous.headers.get('www-authenticate')).toBe('Basic realm="operators", charset="UTF-8"');
-    expect((await served.get('/admin/events/feed', { headers: { authorization: 'Basic b3BzOndyb25n' } })).status).toBe(401);
+    expect((await served.get('/admin/feed', { headers: { authorization: 'Basic b3BzOndyb25n' } })).status).toBe(401);
 
-    const home = await served.get('/admin/events/', asOperator);
+    const home = await served.get('/admin/', asOperator);
     expect(home.status).toBe(200);
     const links = [...home.body.matchAll(/(?:href|action)="([^"]+)"/g)].map((match) => match[1]);
     expect(links.length).toBeGreaterThan(5);
-    for (const link of links) expect(link).toMatch(/^\/admin\/events\//);
-    const feed = await served.get('/admin/events/feed', asOperator);
-    const eventPath = `/admin/events/events/account_events/${deposit.id}`;
+    for (const link of links) expect(link).toMatch(/^\/admin\//);
+    const feed = await served.get('/admin/feed', asOperator);
+    // The address bull-board's eventUrl gives in docs/observability.md.
+    const eventPath = `/admin/events/account_events/${deposit.id}`;
     expect(feed.body).toContain(`href="${eventPath}"`);
     const event = await served.get(eventPath, asOperator);
     expect(event.text).toContain(`Account.Deposited account_events/${deposit.id}`);
-    expect(event.body).toContain(`<a href="/admin/events/aggregates/Account/${deposit.aggregateId}#v2">`);
-    // Outside the browser's path, Express answers (its own 404), not the browser.
-    const outside = await served.get('/admin/other', asOperator);
-    expect(outside.status).toBe(404);
-    expect(outside.headers.get('content-security-policy')).not.toContain('form-action');
+    expect(event.body).toContain(`<a href="/admin/aggregates/Account/${deposit.aggregateId}#v2">`);
+    // An address under /admin that is not the browser's goes on to Express (its own 404 here).
+    const other = await served.get('/admin/queues', asOperator);
+    expect(other.status).toBe(404);
+    expect(other.headers.get('content-security-policy')).not.toContain('form-action');
+    expect((await served.get('/elsewhere')).status).toBe(404);
 
     const failed = (await world.es.queue.getFailed()).find((job) => job.data.id === deposit.id)!;
     const token = retryToken(event.body, failed.id!)!;
-    const retried = await served.post(`/admin/events/jobs/${failed.id}/retry`, { token, from: 'event' }, { authorization });
+    const retried = await served.post(`/admin/jobs/${failed.id}/retry`, { token, from: 'event' }, { authorization });
     expect(retried.status).toBe(303);
     expect(retried.headers.get('location')).toBe(eventPath);
     expect(await failed.getState()).toBe('waiting');
