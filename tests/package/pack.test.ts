@@ -633,6 +633,33 @@ test('an upgrade from the installed package: release 2 reads release 1\'s events
   });
 }, 120_000);
 
+test('the event browser from the installed package: pages over hostile data, a failed job retried with its form token, 404 and 400', async () => {
+  for (const file of ['browser-app.ts', 'model.ts']) writeFileSync(path.join(app, file), readFileSync(path.join(fixtures, file)));
+  writeFileSync(path.join(app, 'tsconfig.browser.json'), JSON.stringify({ extends: './tsconfig.json', include: ['browser-app.ts'] }));
+  const compiled = spawnSync(process.execPath, [tsc, '-p', path.join(app, 'tsconfig.browser.json')], { encoding: 'utf8' });
+  expect(compiled.stdout + compiled.stderr).toBe('');
+  const run = spawnSync(process.execPath, [path.join(app, 'out', 'browser-app.js')], {
+    encoding: 'utf8',
+    env: { ...process.env, DATABASE_URL: await freshDatabase('pack_browser'), QUEUE_NAME: `pack-browser-${process.pid}-${Date.now()}` },
+  });
+  expect(run.stderr).toBe('');
+  expect(JSON.parse(run.stdout)).toEqual({
+    statuses: [200, 200, 200, 200],
+    scriptless: true,
+    escaped: true,
+    aggregateShows: true,
+    eventShows: true,
+    feedRows: 1,
+    retried: 303,
+    forged: 403,
+    jobAfter: ['Charge'],
+    notFound: 404,
+    badId: 400,
+    badDate: 400,
+    rows: 1,
+  });
+}, 120_000);
+
 test('OpenTelemetry from the installed package: a request traced in one process continues in the worker process, hostile trace context included', async () => {
   // An app of its own: the main app must not have @opentelemetry/api (the next test checks the
   // entry point fails without its peer).
