@@ -4,7 +4,6 @@ import { chromium, type Browser, type Page } from 'playwright-core';
 import type { DataSource } from 'typeorm';
 import { EventSourcing } from 'typeorm-event-sourcing';
 import { createEventBrowser } from 'typeorm-event-sourcing/browser';
-import { waitForReactors } from 'typeorm-event-sourcing/testing';
 import { ActivateSubscription, CreateSubscription } from '../../examples/subscriptions/commands';
 import { dispatcher } from '../../examples/subscriptions/dispatcher';
 import { allEntities } from '../../examples/subscriptions/entities';
@@ -14,6 +13,7 @@ import { UserRegistered } from '../../examples/subscriptions/user';
 import { chromiumPath } from '../support/chromium';
 import { testDataSource } from '../support/database';
 import { serve, type ServedBrowser } from '../support/browser-server';
+import { runReactors } from '../support/run-reactors';
 
 /**
  * The event browser in a real browser, Debian's Chromium driven by playwright-core with
@@ -45,12 +45,7 @@ beforeAll(async () => {
   const created = await CreateSubscription.call({ userId: user.aggregateId, rewardId: reward.aggregateId });
   subscription = await dataSource.manager.findOneByOrFail(Subscription, { id: created!.aggregateId });
   activated = (await ActivateSubscription.call({ subscription, stripeKey: 'sub_66123', metadata: { notificationId: 33456 } }))!;
-  const worker = es.worker();
-  try {
-    await waitForReactors(es, { timeout: 30_000 });
-  } finally {
-    await worker.close();
-  }
+  await runReactors(es, { relay: true, timeout: 30_000 });
   served = await serve(createEventBrowser(es));
   browser = await chromium.launch({ executablePath, args: ['--no-sandbox'] });
   const context = await browser.newContext({ javaScriptEnabled: false, viewport: { width: 1280, height: 900 } });

@@ -1,7 +1,7 @@
 import { createEventBrowser } from 'typeorm-event-sourcing/browser';
-import { waitForReactors } from 'typeorm-event-sourcing/testing';
 import { Account, AccountDeposited, AccountFrozen, AccountOpened, Ledger, LedgerEntryPosted } from '../support/browser-model';
 import { browserWorld, serve, type ServedBrowser } from '../support/browser-server';
+import { runReactors } from '../support/run-reactors';
 
 /**
  * An event's page: data and metadata as stored, its cause and what it caused (trigger and async),
@@ -24,13 +24,8 @@ beforeAll(async () => {
   lucky = await world.es.append(AccountDeposited.build({ account, amount: 7 }));
   unlucky = await world.es.append(AccountDeposited.build({ account, amount: 13, metadata: { requestId: 'req-2', operator: { name: 'Grace', roles: ['admin'] } } }));
   frozen = await world.es.append(AccountFrozen.build({ account, reason: 'chargeback' }));
-  const worker = world.es.worker();
-  try {
-    // AuditDeposit refuses 13 on both of its attempts: that job ends failed.
-    await waitForReactors(world.es, { allowFailures: true, timeout: 20_000 });
-  } finally {
-    await worker.close();
-  }
+  // AuditDeposit refuses 13 on both of its attempts: that job ends failed.
+  await runReactors(world.es, { relay: true, allowFailures: true });
 });
 
 afterAll(async () => {

@@ -1,7 +1,7 @@
 import { createEventBrowser } from 'typeorm-event-sourcing/browser';
-import { waitForReactors } from 'typeorm-event-sourcing/testing';
 import { Account, AccountDeposited, AccountFrozen, AccountMemoWritten, AccountOpened } from '../support/browser-model';
 import { browserWorld, serve, type FetchedPage, type ServedBrowser } from '../support/browser-server';
+import { runReactors } from '../support/run-reactors';
 
 /** The feed: every events table in one order, filtered, paginated by keyset in both directions. */
 
@@ -22,12 +22,7 @@ beforeAll(async () => {
   await world.es.append(AccountMemoWritten.build({ account: accounts[1], memo: 'm' }));
   await world.es.append(AccountDeposited.build({ account: accounts[2], amount: 8 }));
   await world.es.append(AccountFrozen.build({ account: accounts[1], reason: 'r' }));
-  const worker = world.es.worker();
-  try {
-    await waitForReactors(world.es, { timeout: 20_000 });
-  } finally {
-    await worker.close();
-  }
+  await runReactors(world.es, { relay: true });
 });
 
 afterAll(async () => {

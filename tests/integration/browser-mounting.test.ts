@@ -2,11 +2,11 @@ import { once } from 'node:events';
 import type { AddressInfo } from 'node:net';
 import express from 'express';
 import { createEventBrowser } from 'typeorm-event-sourcing/browser';
-import { waitForReactors } from 'typeorm-event-sourcing/testing';
 import { adminApp } from '../../examples/docs/browser-express';
 import { browserServer } from '../../examples/docs/browser-http';
 import { Account, AccountDeposited, AccountOpened } from '../support/browser-model';
 import { browserWorld, retryToken, serve, textOf } from '../support/browser-server';
+import { runReactors } from '../support/run-reactors';
 
 /**
  * Mounted as docs/browser.md shows: under Express with basic authentication and a base path, in a
@@ -23,12 +23,7 @@ beforeAll(async () => {
   deposit = await world.es.append(AccountDeposited.build({ account, amount: 13 }));
   // A second failed job, for the second test's retry.
   await world.es.append(AccountDeposited.build({ account, amount: 13 }));
-  const worker = world.es.worker();
-  try {
-    await waitForReactors(world.es, { allowFailures: true, timeout: 20_000 });
-  } finally {
-    await worker.close();
-  }
+  await runReactors(world.es, { relay: true, allowFailures: true });
 });
 
 afterAll(async () => {

@@ -1,8 +1,8 @@
 import type { Job } from 'bullmq';
 import { createEventBrowser } from 'typeorm-event-sourcing/browser';
-import { waitForReactors } from 'typeorm-event-sourcing/testing';
 import { Account, AccountDeposited, AccountOpened } from '../support/browser-model';
 import { browserWorld, retryToken, serve, type ServedBrowser } from '../support/browser-server';
+import { runReactors } from '../support/run-reactors';
 
 /**
  * The reactors page (outbox backlog, queue counts, failed jobs per reactor) and its one action:
@@ -23,12 +23,7 @@ beforeAll(async () => {
   const account = await world.dataSource.manager.findOneByOrFail(Account, { id: opened.aggregateId });
   deposits = [];
   for (const amount of [13, 7, 13]) deposits.push(await world.es.append(AccountDeposited.build({ account, amount })));
-  const worker = world.es.worker();
-  try {
-    await waitForReactors(world.es, { allowFailures: true, timeout: 20_000 });
-  } finally {
-    await worker.close();
-  }
+  await runReactors(world.es, { relay: true, allowFailures: true });
   failed = (await world.es.queue.getFailed()).sort((a, b) => a.data.id - b.data.id);
 });
 

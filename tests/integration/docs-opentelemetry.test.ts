@@ -1,6 +1,5 @@
 import { AggregationTemporality, InMemoryMetricExporter, PeriodicExportingMetricReader } from '@opentelemetry/sdk-metrics';
 import { InMemorySpanExporter } from '@opentelemetry/sdk-trace-base';
-import { waitForReactors } from 'typeorm-event-sourcing/testing';
 import { attachWithTelemetry, startTelemetry } from '../../examples/docs/opentelemetry';
 import { ActivateSubscription, CreateSubscription } from '../../examples/subscriptions/commands';
 import { allEntities } from '../../examples/subscriptions/entities';
@@ -9,6 +8,7 @@ import { UserRegistered } from '../../examples/subscriptions/user';
 import { RewardCreated } from '../../examples/subscriptions/reward';
 import { testDataSource } from '../support/database';
 import { obliterateQueue, waitFor } from '../support/processes';
+import { runReactors } from '../support/run-reactors';
 
 const redisUrl = process.env.REDIS_URL ?? 'redis://127.0.0.1:6380';
 const queueName = `docs-opentelemetry-${process.pid}-${Date.now()}`;
@@ -26,12 +26,7 @@ test('docs/observability.md: the NodeSDK setup records the library spans beside 
     const created = (await CreateSubscription.call({ userId: user.aggregateId, rewardId: reward.aggregateId }))!;
     const subscription = await dataSource.manager.findOneByOrFail(Subscription, { id: created.aggregateId });
     await ActivateSubscription.call({ subscription, stripeKey: 'sub_1' });
-    const worker = es.worker({ relay: false });
-    try {
-      await waitForReactors(es, { timeout: 15_000 });
-    } finally {
-      await worker.close();
-    }
+    await runReactors(es, { timeout: 15_000 });
     await waitFor('both job spans', async () => traceExporter.getFinishedSpans().filter((span) => span.name.startsWith('es.reactor ') && span.kind === 4).length === 2, 5000, 20);
     const spans = traceExporter.getFinishedSpans();
     const names = new Set(spans.map((span) => span.name));

@@ -1,12 +1,13 @@
 import type { DataSource } from 'typeorm';
 import { Dispatcher, EventSourcing } from 'typeorm-event-sourcing';
-import { resetEventStore, waitForReactors } from 'typeorm-event-sourcing/testing';
+import { resetEventStore } from 'typeorm-event-sourcing/testing';
 import { jobKeyOf } from '../../src/reactors/outbox';
 import { jobsOfEvent, type EventJob } from '../../src/reactors/event-jobs';
 import { activateNewSubscription } from '../support/activated-subscription';
 import { testDataSource } from '../support/database';
 import { obliterateQueue, waitFor } from '../support/processes';
 import { Subscription, SubscriptionActivated, SubscriptionCreated, subscriptionEntities, SubscriptionNoteAdded } from '../support/subscription-model';
+import { runReactors } from '../support/run-reactors';
 
 /**
  * An event's jobs are found in the queue from the event row alone: each outbox row's job key is a
@@ -78,12 +79,7 @@ test('jobsOfEvent: waiting before a worker runs, then completed or failed with t
     { reactor: 'Receipt', state: 'waiting', attemptsMade: 0, failedReason: undefined },
     { reactor: 'Crm', state: 'waiting', attemptsMade: 0, failedReason: undefined },
   ]);
-  const worker = es.worker({ relay: false });
-  try {
-    await waitForReactors(es, { timeout: 15_000, allowFailures: true });
-  } finally {
-    await worker.close();
-  }
+  await runReactors(es, { timeout: 15_000, allowFailures: true });
   expect(summary(await jobsOfEvent(es, await row(good)))).toEqual([
     { reactor: 'Receipt', state: 'completed', attemptsMade: 1, failedReason: undefined },
     { reactor: 'Crm', state: 'completed', attemptsMade: 1, failedReason: undefined },

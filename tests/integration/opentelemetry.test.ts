@@ -5,11 +5,12 @@ import { BasicTracerProvider, InMemorySpanExporter, SimpleSpanProcessor, type Re
 import type { DataSource } from 'typeorm';
 import { ConcurrencyError, Dispatcher, EventSourcing, EventSourcingConfigError, Projection, UsageError, ValidationError, type ReactorContext } from 'typeorm-event-sourcing';
 import { openTelemetry } from 'typeorm-event-sourcing/opentelemetry';
-import { resetEventStore, waitForReactors } from 'typeorm-event-sourcing/testing';
+import { resetEventStore } from 'typeorm-event-sourcing/testing';
 import { ActivateSubscription, commandEntities, CreateSubscription } from '../support/command-models';
 import { testDataSource } from '../support/database';
 import { obliterateQueue, waitFor } from '../support/processes';
 import { Subscription, SubscriptionActivated } from '../support/subscription-model';
+import { runReactors } from '../support/run-reactors';
 
 /**
  * The library's spans and metrics, read back from OpenTelemetry's in-memory exporter and a metric
@@ -98,12 +99,7 @@ test('one command with a trigger and an async reactor: one trace from the reques
       request.end();
     }
   });
-  const worker = es.worker({ relay: false });
-  try {
-    await waitForReactors(es, { timeout: 15_000 });
-  } finally {
-    await worker.close();
-  }
+  await runReactors(es, { timeout: 15_000 });
   await waitFor('the job span', async () => named('es.reactor Mailer').length === 1, 5000, 10);
 
   const request = only('POST /subscriptions/:id/activate');
@@ -168,12 +164,7 @@ test('the locked path, a no-op, an invalid call, a conflict retried and a failed
   expect(named('es.append').pop()?.status).toMatchObject({ code: 2, message: expect.stringContaining('Subscription') });
 
   failNextMail = true;
-  const worker = es.worker({ relay: false });
-  try {
-    await waitForReactors(es, { timeout: 15_000 });
-  } finally {
-    await worker.close();
-  }
+  await runReactors(es, { timeout: 15_000 });
   const failedAttempt = named('es.reactor Mailer').find((span) => span.status.code === 2)!;
   expect(failedAttempt.status.message).toBe('mail server down');
   expect(failedAttempt.attributes['typeorm_es.job.attempt']).toBe(1);
@@ -222,12 +213,7 @@ test('relay batches and gauges: outbox backlog, its age, relay deliveries and pr
   // The relay's job carries no trace context: the worker takes it from the event's metadata.
   const [job] = await es.queue.getJobs(['waiting']);
   expect(job.data.traceparent).toBeUndefined();
-  const worker = es.worker({ relay: false });
-  try {
-    await waitForReactors(es, { timeout: 15_000 });
-  } finally {
-    await worker.close();
-  }
+  await runReactors(es, { timeout: 15_000 });
   await waitFor('the job span', async () => named('es.reactor Mailer').length === 1, 5000, 10);
   const [row] = await dataSource.query(`SELECT metadata FROM subscription_events WHERE type = 'Subscription.Activated'`);
   const [, traceId, spanId] = row.metadata.traceparent.split('-');
