@@ -92,8 +92,8 @@ export interface ReactorQueueOptions {
   relay?: RelayOptions;
   /**
    * BullMQ's own telemetry, passed to the reactor queue and every worker as their `telemetry`
-   * option: `new BullMQOtel({ tracerName: 'my-app' })` from `bullmq-otel` adds BullMQ's spans for adding and
-   * processing jobs, beside the library's (see docs/observability.md).
+   * option: `new BullMQOtel({ tracerName: 'my-app' })` from `bullmq-otel` adds BullMQ's spans for
+   * adding and processing jobs, beside the library's (see docs/observability.md).
    * @defaultValue none
    */
   telemetry?: Telemetry;
