@@ -47,6 +47,8 @@ export type CommitListener = (events: AggregateEvent[]) => void;
 export type AggregateClass<A> = abstract new (...args: any[]) => A;
 
 const attached = new Map<DataSource, EventSourcing>();
+/** DataSources an attach is under way for: a second attach started meanwhile is refused too. */
+const attaching = new Set<DataSource>();
 
 
 /** What commands and test helpers need of an instance, kept off its public surface. */
@@ -157,7 +159,7 @@ export class EventSourcing {
     if (dataSource.options.type !== 'postgres') {
       throw new EventSourcingConfigError(`EventSourcing supports PostgreSQL DataSources, not '${dataSource.options.type}'`);
     }
-    if (attached.has(dataSource)) {
+    if (attached.has(dataSource) || attaching.has(dataSource)) {
       throw new EventSourcingConfigError('EventSourcing is already attached to this DataSource: close() the other instance first');
     }
     if (options.fastPath !== undefined && typeof options.fastPath !== 'boolean') {
@@ -166,6 +168,15 @@ export class EventSourcing {
     if (options.statements !== undefined && options.statements !== 'named' && options.statements !== 'unnamed') {
       throw new EventSourcingConfigError(`the statements option must be 'named' or 'unnamed', not ${String(options.statements)}`);
     }
+    attaching.add(dataSource);
+    try {
+      return await EventSourcing.#attach(dataSource, options);
+    } finally {
+      attaching.delete(dataSource);
+    }
+  }
+
+  static async #attach(dataSource: DataSource, options: EventSourcingOptions): Promise<EventSourcing> {
     const instrumentation = options.instrumentation;
     if (instrumentation !== undefined && (instrumentation === null || typeof instrumentation.span !== 'function')) {
       throw new EventSourcingConfigError('the instrumentation option must be made by openTelemetry() from typeorm-event-sourcing/opentelemetry');

@@ -64,3 +64,20 @@ test('an event class missing from entities fails attach, naming it and its store
     await partial.destroy();
   }
 });
+
+test('two attaches started together on one DataSource (as a DI container resolves them): one succeeds, the other is refused', async () => {
+  const results = await Promise.allSettled([EventSourcing.attach(dataSource), EventSourcing.attach(dataSource)]);
+  const attachedOnes = results.filter((result): result is PromiseFulfilledResult<EventSourcing> => result.status === 'fulfilled').map((result) => result.value);
+  const refusals = results.filter((result): result is PromiseRejectedResult => result.status === 'rejected').map((result) => result.reason);
+  try {
+    expect(attachedOnes).toHaveLength(1);
+    expect(refusals).toHaveLength(1);
+    expect(refusals[0]).toBeInstanceOf(EventSourcingConfigError);
+    expect(refusals[0].message).toBe('EventSourcing is already attached to this DataSource: close() the other instance first');
+  } finally {
+    for (const es of attachedOnes) await es.close();
+  }
+  // Once closed, the DataSource takes a new attach.
+  const again = await EventSourcing.attach(dataSource);
+  await again.close();
+});
