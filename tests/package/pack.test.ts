@@ -730,6 +730,9 @@ test('the exports map exposes the entry point and package.json, not internal fil
   const openTelemetry = probe('typeorm-event-sourcing/opentelemetry');
   expect(openTelemetry.status).not.toBe(0);
   expect(openTelemetry.stderr).toContain("Cannot find module '@opentelemetry/api'");
+  const nest = probe('typeorm-event-sourcing/nestjs');
+  expect(nest.status).not.toBe(0);
+  expect(nest.stderr).toContain("Cannot find module '@nestjs/common'");
   // The event browser has no optional peer: it loads in an app that installed none.
   const browser = spawnSync(process.execPath, ['-e', `console.log(typeof require('typeorm-event-sourcing/browser').createEventBrowser)`], { cwd: app, encoding: 'utf8' });
   expect(browser.stderr).toBe('');
@@ -748,7 +751,7 @@ test('the main entry point loads none of the CLI, testing, browser or integratio
   );
   expect(loaded.stderr).toBe('');
   const modules: string[] = JSON.parse(loaded.stdout);
-  expect(modules.filter((file) => /node_modules\/(commander|cli-progress|jest|expect|@jest|@bull-board|@opentelemetry)\/|typeorm-event-sourcing\/dist\/(cli\/program|testing|bull-board|opentelemetry|browser|replay\/state-trail|observability\/bull-board|observability\/open-telemetry)/.test(file))).toEqual([]);
+  expect(modules.filter((file) => /node_modules\/(commander|cli-progress|jest|expect|@jest|@bull-board|@opentelemetry|@nestjs)\/|typeorm-event-sourcing\/dist\/(cli\/program|testing|bull-board|opentelemetry|nestjs|browser|replay\/state-trail|observability\/bull-board|observability\/open-telemetry)/.test(file))).toEqual([]);
   expect(modules.some((file) => file.includes('typeorm-event-sourcing/dist/index.js'))).toBe(true);
 });
 

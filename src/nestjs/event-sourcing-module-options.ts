@@ -1,0 +1,32 @@
+import type { ModuleMetadata } from '@nestjs/common';
+import type { EventSourcingOptions } from '../event-sourcing-options';
+import type { ReactorWorkerOptions } from '../reactors/reactor-queue';
+
+/** The worker a module starts on application bootstrap. */
+export interface EventSourcingWorkerOptions extends ReactorWorkerOptions {
+  /**
+   * Start an `es.worker()` when the application boots (a worker process), or not (an API
+   * process that only writes).
+   * @defaultValue false
+   */
+  enabled?: boolean;
+}
+
+/** Options of `EventSourcingModule.forRoot`: `EventSourcing.attach`'s, and the worker's. */
+export interface EventSourcingModuleOptions extends EventSourcingOptions {
+  /** Starts a reactor worker on application bootstrap when `enabled`. */
+  worker?: EventSourcingWorkerOptions;
+}
+
+/** Options of `EventSourcingModule.forRootAsync`. */
+export interface EventSourcingModuleAsyncOptions extends Pick<ModuleMetadata, 'imports'> {
+  /**
+   * The name of the `@nestjs/typeorm` DataSource to attach to (`TypeOrmModule.forRoot({ name })`).
+   * @defaultValue the default DataSource
+   */
+  dataSource?: string;
+  /** Providers passed to `useFactory`. */
+  inject?: any[];
+  /** Makes the options, from configuration for instance. */
+  useFactory: (...args: any[]) => EventSourcingModuleOptions | Promise<EventSourcingModuleOptions>;
+}

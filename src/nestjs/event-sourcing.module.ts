@@ -1,0 +1,133 @@
+import { Inject, Injectable, Module, type BeforeApplicationShutdown, type DynamicModule, type OnApplicationBootstrap } from '@nestjs/common';
+import { DiscoveryModule, DiscoveryService, ModuleRef } from '@nestjs/core';
+import { getDataSourceToken, TypeOrmModule } from '@nestjs/typeorm';
+import type { DataSource } from 'typeorm';
+import { EventSourcingConfigError } from '../errors/event-sourcing-config-error';
+import { EventSourcing } from '../event-sourcing';
+import { Dispatcher } from '../reactors/dispatcher';
+import type { ReactorContext } from '../reactors/reactor';
+import type { AggregateEvent } from '../events/aggregate-event';
+import type { EventSourcingModuleAsyncOptions, EventSourcingModuleOptions } from './event-sourcing-module-options';
+import { featureEntities } from './feature-entities';
+import { REACTOR_METADATA, type ReactorProviderRecord } from './reactor.decorator';
+import { EVENT_SOURCING, EVENT_SOURCING_MODULE_OPTIONS } from './tokens';
+
+/** The `@Reactor` classes among the application's providers, each once. */
+function reactorProviders(discovery: DiscoveryService): { type: Function; record: ReactorProviderRecord }[] {
+  const found = new Map<Function, ReactorProviderRecord>();
+  for (const wrapper of discovery.getProviders()) {
+    const type = wrapper.metatype;
+    if (typeof type !== 'function' || found.has(type)) continue;
+    const record = Reflect.getMetadata(REACTOR_METADATA, type) as ReactorProviderRecord | undefined;
+    if (record) found.set(type, record);
+  }
+  return [...found].map(([type, record]) => ({ type, record }));
+}
+
+/**
+ * Registers each `@Reactor` provider with the dispatcher as a function named after it, which
+ * gets the instance from Nest's container when it runs: reactors are built by Nest, with their
+ * dependencies, and may depend on the EventSourcing instance themselves.
+ */
+function registerReactors(dispatcher: Dispatcher, discovery: DiscoveryService, moduleRef: ModuleRef): void {
+  for (const { type, record } of reactorProviders(discovery)) {
+    const name = record.options.name ?? type.name;
+    const call = async (event: AggregateEvent, ctx: ReactorContext) => {
+      const instance = moduleRef.get(type, { strict: false }) as { call?: (event: AggregateEvent, ctx: ReactorContext) => unknown };
+      if (typeof instance?.call !== 'function') throw new EventSourcingConfigError(`@Reactor ${name} has no call(event, ctx) method`);
+      await instance.call(event, ctx);
+    };
+    Object.defineProperty(call, 'name', { value: name });
+    if ('async' in record.options) {
+      dispatcher.on([...record.events], { async: call, attempts: record.options.attempts, backoff: record.options.backoff });
+    } else {
+      dispatcher.on([...record.events], { trigger: call });
+    }
+  }
+}
+
+/** Starts the worker on bootstrap and closes everything before TypeORM destroys the DataSource. */
+@Injectable()
+export class EventSourcingLifecycle implements OnApplicationBootstrap, BeforeApplicationShutdown {
+  constructor(
+    @Inject(EVENT_SOURCING) private readonly es: EventSourcing,
+    @Inject(EVENT_SOURCING_MODULE_OPTIONS) private readonly options: EventSourcingModuleOptions,
+  ) {}
+
+  /** Starts the worker of `worker: { enabled: true }`. */
+  onApplicationBootstrap(): void {
+    const { enabled = false, ...workerOptions } = this.options.worker ?? {};
+    if (enabled) this.es.worker(workerOptions);
+  }
+
+  /** Before `onApplicationShutdown`, when `@nestjs/typeorm` destroys the DataSource. */
+  async beforeApplicationShutdown(): Promise<void> {
+    await this.es.close();
+  }
+}
+
+/**
+ * Event sourcing in a NestJS application on `@nestjs/typeorm`: attaches to the application's
+ * DataSource once it is initialised, provides the instance (`@InjectEventSourcing()`), registers
+ * `@Reactor` providers with the dispatcher, starts a worker when asked, and closes workers,
+ * relays and the queue before TypeORM destroys the DataSource. See docs/nestjs.md.
+ *
+ * @example
+ * ```ts
+ * @Module({
+ *   imports: [
+ *     TypeOrmModule.forRoot({ type: 'postgres', url, autoLoadEntities: true }),
+ *     EventSourcingModule.forRoot({ queue: { connection: redisUrl }, worker: { enabled: process.env.ROLE === 'worker' } }),
+ *     EventSourcingModule.forFeature([Subscription]),
+ *   ],
+ *   providers: [MailService, SubscriptionConfirmation],
+ * })
+ * export class AppModule {}
+ * ```
+ */
+@Module({})
+export class EventSourcingModule {
+  /** Attaches with fixed options (to the DataSource named `dataSource`, else the default one). */
+  static forRoot(options: EventSourcingModuleOptions & { dataSource?: string } = {}): DynamicModule {
+    const { dataSource, ...rest } = options;
+    return this.forRootAsync({ dataSource, useFactory: () => rest });
+  }
+
+  /** Attaches with options a factory makes, from injected providers (a ConfigService, say). */
+  static forRootAsync(options: EventSourcingModuleAsyncOptions): DynamicModule {
+    if (typeof options?.useFactory !== 'function') {
+      throw new EventSourcingConfigError('EventSourcingModule.forRootAsync needs a useFactory function');
+    }
+    return {
+      module: EventSourcingModule,
+      global: true,
+      imports: [DiscoveryModule, ...(options.imports ?? [])],
+      providers: [
+        { provide: EVENT_SOURCING_MODULE_OPTIONS, useFactory: options.useFactory, inject: options.inject ?? [] },
+        {
+          provide: EVENT_SOURCING,
+          useFactory: async (moduleOptions: EventSourcingModuleOptions, dataSource: DataSource, discovery: DiscoveryService, moduleRef: ModuleRef) => {
+            const { worker: _worker, ...attachOptions } = moduleOptions ?? {};
+            const dispatcher = attachOptions.dispatcher ?? new Dispatcher();
+            registerReactors(dispatcher, discovery, moduleRef);
+            return EventSourcing.attach(dataSource, { ...attachOptions, dispatcher });
+          },
+          inject: [EVENT_SOURCING_MODULE_OPTIONS, getDataSourceToken(options.dataSource), DiscoveryService, ModuleRef],
+        },
+        EventSourcingLifecycle,
+      ],
+      exports: [EVENT_SOURCING],
+    };
+  }
+
+  /**
+   * Registers aggregates with `TypeOrmModule.forFeature`: each aggregate, its events class and
+   * every event class, so that `autoLoadEntities` loads the whole inheritance tree, and their
+   * repositories can be injected with `@InjectRepository`.
+   */
+  static forFeature(aggregates: Function[], dataSource?: string): DynamicModule {
+    const entities = [...new Set(aggregates.flatMap((aggregate) => featureEntities(aggregate)))];
+    const typeOrm = TypeOrmModule.forFeature(entities, dataSource);
+    return { module: EventSourcingModule, imports: [typeOrm], exports: [typeOrm] };
+  }
+}
