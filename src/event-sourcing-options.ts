@@ -46,6 +46,14 @@ export interface EventSourcingOptions {
    * @defaultValue none: nothing is recorded
    */
   instrumentation?: Instrumentation;
+  /**
+   * The EntityManager of the transaction the caller is in, for `es.append` and commands called
+   * without a `manager`: they then write in that transaction, and commit or roll back with it.
+   * Return undefined outside one. With `@nestjs-cls/transactional`:
+   * `() => txHost.isTransactionActive() ? txHost.tx : undefined` (see docs/nestjs.md).
+   * @defaultValue none: each call writes in a transaction of its own
+   */
+  currentManager?: () => EntityManager | undefined;
 }
 
 /** Options of {@link EventSourcing.append}. */

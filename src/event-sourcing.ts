@@ -57,6 +57,8 @@ export interface EventSourcingInternals {
   readonly registry: EventSourcingRegistry;
   /** The queue, workers and relays of async reactors in this process. */
   readonly reactors: ReactorRuntime;
+  /** The ambient transaction's manager (option `currentManager`), if the caller is in one. */
+  currentManager(): EntityManager | undefined;
   /**
    * Writes consecutive events of one aggregate instance in one statement, in `manager`'s
    * transaction; `false` (nothing written) when they must be appended one at a time.
@@ -118,6 +120,7 @@ export class EventSourcing {
 
   /** The database objects the library needs besides TypeORM's tables, for migrations. */
   readonly schema: EventSourcingSchema;
+  readonly #currentManagerOption: (() => EntityManager | undefined) | undefined;
 
   private constructor(
     dataSource: DataSource,
@@ -131,6 +134,7 @@ export class EventSourcing {
     this.#registry = registry;
     this.#reactors = reactors;
     this.#onError = onError;
+    this.#currentManagerOption = options.currentManager;
     const log = new TransactionLog();
     const committed = (written: WrittenEvent[]) => this.#committed(written);
     this.#subscriber = new EventSourcingSubscriber(registry, log, committed, reactors.reactions, onDirectWrite, options.fastPath !== false);
@@ -141,7 +145,13 @@ export class EventSourcing {
     this.#projections = new ProjectionRuntime(dataSource, registry, onError);
     // Projection runners in every process hear of this process's commits (debounced NOTIFY).
     this.afterCommit(() => this.#projections.committed());
-    internals.set(this, { dataSource, registry, reactors, appendMany: (events, manager) => this.#appendMany(events, manager) });
+    internals.set(this, {
+      dataSource,
+      registry,
+      reactors,
+      currentManager: () => this.#currentManager(),
+      appendMany: (events, manager) => this.#appendMany(events, manager),
+    });
     if (options.instrumentation) this.#stopGauges = observeGauges(options.instrumentation, dataSource, this.#projections.projections);
   }
 
@@ -164,6 +174,9 @@ export class EventSourcing {
     }
     if (options.fastPath !== undefined && typeof options.fastPath !== 'boolean') {
       throw new EventSourcingConfigError(`the fastPath option must be true or false, not ${String(options.fastPath)}`);
+    }
+    if (options.currentManager !== undefined && typeof options.currentManager !== 'function') {
+      throw new EventSourcingConfigError(`the currentManager option must be a function returning an EntityManager or undefined, not ${typeof options.currentManager}`);
     }
     if (options.statements !== undefined && options.statements !== 'named' && options.statements !== 'unnamed') {
       throw new EventSourcingConfigError(`the statements option must be 'named' or 'unnamed', not ${String(options.statements)}`);
@@ -232,7 +245,7 @@ export class EventSourcing {
     }
     assertExpectedVersion(`es.append(${event.type})`, options.expectedVersion);
     if (options.expectedVersion !== undefined) pendingWriteOf(event).expectedVersion = options.expectedVersion;
-    const manager = options.manager ?? this.#dataSource.manager;
+    const manager = options.manager ?? this.#currentManager() ?? this.#dataSource.manager;
     const ownTransaction = !manager.queryRunner?.isTransactionActive;
     const instrumentation = instrumentationOf(this.#dataSource);
     return instrumentation.span('es.append', { 'typeorm_es.aggregate': definition.name, 'typeorm_es.event.type': event.type }, async (span) => {
@@ -505,6 +518,16 @@ export class EventSourcing {
 
   get #eventsClasses(): Function[] {
     return this.#registry.definitions.map((definition) => definition.eventsMetadata.target as Function);
+  }
+
+  /** The manager `currentManager` names, checked to be one of this DataSource's. */
+  #currentManager(): EntityManager | undefined {
+    const manager = this.#currentManagerOption?.();
+    if (manager === undefined || manager === null) return undefined;
+    if (manager.connection !== this.#dataSource) {
+      throw new EventSourcingConfigError('the currentManager option returned an EntityManager of another DataSource than the one EventSourcing is attached to');
+    }
+    return manager;
   }
 
   #assertOpen(): void {

@@ -106,9 +106,10 @@ async function execute(
     .filter((record) => storage.isAggregate(record.designType))
     .map((record) => (command as unknown as Record<string, ObjectLiteral | undefined>)[record.propertyName])
     .filter((aggregate): aggregate is ObjectLiteral => aggregate !== undefined && aggregate !== null);
-  const ownTransaction = !options.manager?.queryRunner?.isTransactionActive;
+  const manager = options.manager ?? internals.currentManager() ?? internals.dataSource.manager;
+  // Inside a caller's transaction a conflict is the caller's to retry: the rows it read are stale too.
+  const ownTransaction = !manager.queryRunner?.isTransactionActive;
   let retries = options.expectedVersion === undefined && ownTransaction ? (options.retries ?? 3) : 0;
-  const manager = options.manager ?? internals.dataSource.manager;
 
   for (;;) {
     const loadedVersions = new Map(aggregates.map((aggregate) => [aggregate, internals.registry.aggregate(aggregate.constructor).versionOf(aggregate)]));
