@@ -16,6 +16,15 @@ export interface EventSourcingWorkerOptions extends ReactorWorkerOptions {
 export interface EventSourcingModuleOptions extends EventSourcingOptions {
   /** Starts a reactor worker on application bootstrap when `enabled`. */
   worker?: EventSourcingWorkerOptions;
+  /**
+   * Run the application's `@EventsHandler` classes (from `@nestjs/cqrs`) of this library's event
+   * classes as durable async reactors: each handler's `handle(event)` becomes a BullMQ job after
+   * the event commits, retried on failure, never lost, instead of an in-memory EventBus call.
+   * Handlers of other events are left to the EventBus. Don't also publish these events on the
+   * EventBus, or the handlers run twice.
+   * @defaultValue false
+   */
+  cqrsEventsHandlers?: boolean;
 }
 
 /** Options of `EventSourcingModule.forRootAsync`. */

@@ -6,7 +6,7 @@ import { EventSourcingConfigError } from '../errors/event-sourcing-config-error'
 import { EventSourcing } from '../event-sourcing';
 import { Dispatcher } from '../reactors/dispatcher';
 import type { ReactorContext } from '../reactors/reactor';
-import type { AggregateEvent } from '../events/aggregate-event';
+import { AggregateEvent } from '../events/aggregate-event';
 import type { EventSourcingModuleAsyncOptions, EventSourcingModuleOptions } from './event-sourcing-module-options';
 import { featureEntities } from './feature-entities';
 import { REACTOR_METADATA, type ReactorProviderRecord } from './reactor.decorator';
@@ -43,6 +43,32 @@ function registerReactors(dispatcher: Dispatcher, discovery: DiscoveryService, m
     } else {
       dispatcher.on([...record.events], { trigger: call });
     }
+  }
+}
+
+/** `@nestjs/cqrs`'s metadata key of `@EventsHandler(...events)`: the event classes a handler handles. */
+const CQRS_EVENTS_HANDLER_METADATA = '__eventsHandler__';
+
+/**
+ * Registers each `@EventsHandler` provider of this library's event classes as an async reactor
+ * named after it, whose call is the handler's `handle(event)`.
+ */
+function registerCqrsHandlers(dispatcher: Dispatcher, discovery: DiscoveryService, moduleRef: ModuleRef): void {
+  const seen = new Set<Function>();
+  for (const wrapper of discovery.getProviders()) {
+    const type = wrapper.metatype;
+    if (typeof type !== 'function' || seen.has(type)) continue;
+    seen.add(type);
+    const handled = Reflect.getMetadata(CQRS_EVENTS_HANDLER_METADATA, type) as unknown[] | undefined;
+    const events = (handled ?? []).filter((event): event is abstract new () => AggregateEvent => typeof event === 'function' && event.prototype instanceof AggregateEvent);
+    if (events.length === 0) continue;
+    const handle = async (event: AggregateEvent) => {
+      const instance = moduleRef.get(type, { strict: false }) as { handle?: (event: AggregateEvent) => unknown };
+      if (typeof instance?.handle !== 'function') throw new EventSourcingConfigError(`@EventsHandler ${type.name} has no handle(event) method`);
+      await instance.handle(event);
+    };
+    Object.defineProperty(handle, 'name', { value: type.name });
+    dispatcher.on(events, { async: handle });
   }
 }
 
@@ -107,9 +133,10 @@ export class EventSourcingModule {
         {
           provide: EVENT_SOURCING,
           useFactory: async (moduleOptions: EventSourcingModuleOptions, dataSource: DataSource, discovery: DiscoveryService, moduleRef: ModuleRef) => {
-            const { worker: _worker, ...attachOptions } = moduleOptions ?? {};
+            const { worker: _worker, cqrsEventsHandlers = false, ...attachOptions } = moduleOptions ?? {};
             const dispatcher = attachOptions.dispatcher ?? new Dispatcher();
             registerReactors(dispatcher, discovery, moduleRef);
+            if (cqrsEventsHandlers) registerCqrsHandlers(dispatcher, discovery, moduleRef);
             return EventSourcing.attach(dataSource, { ...attachOptions, dispatcher });
           },
           inject: [EVENT_SOURCING_MODULE_OPTIONS, getDataSourceToken(options.dataSource), DiscoveryService, ModuleRef],
