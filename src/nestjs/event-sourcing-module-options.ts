@@ -34,6 +34,12 @@ export interface EventSourcingModuleAsyncOptions extends Pick<ModuleMetadata, 'i
    * @defaultValue the default DataSource
    */
   dataSource?: string;
+  /**
+   * The reactor queue's name, when `useFactory` sets `queue.name`: with `@nestjs/bullmq`
+   * installed, the queue is then registered under it, for `@InjectQueue(name)` and bull-board's
+   * Nest module. (`forRoot` takes it from `queue.name`.)
+   */
+  queueName?: string;
   /** Providers passed to `useFactory`. */
   inject?: any[];
   /** Makes the options, from configuration for instance. */

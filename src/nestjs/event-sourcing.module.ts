@@ -1,4 +1,4 @@
-import { Inject, Injectable, Module, type BeforeApplicationShutdown, type DynamicModule, type OnApplicationBootstrap } from '@nestjs/common';
+import { Inject, Injectable, Module, type BeforeApplicationShutdown, type DynamicModule, type OnApplicationBootstrap, type Provider } from '@nestjs/common';
 import { DiscoveryModule, DiscoveryService, ModuleRef } from '@nestjs/core';
 import { getDataSourceToken, TypeOrmModule } from '@nestjs/typeorm';
 import type { DataSource } from 'typeorm';
@@ -44,6 +44,27 @@ function registerReactors(dispatcher: Dispatcher, discovery: DiscoveryService, m
       dispatcher.on([...record.events], { trigger: call });
     }
   }
+}
+
+/** `@nestjs/bullmq`'s tokens, when it is installed (an optional peer, loaded only here). */
+interface BullmqTokens {
+  getQueueToken(name: string): string;
+  getSharedConfigToken(configKey?: string): string;
+}
+
+function bullmqTokens(): BullmqTokens | undefined {
+  try {
+    return require('@nestjs/bullmq') as BullmqTokens;
+  } catch {
+    return undefined;
+  }
+}
+
+/** The queue options, with `BullModule.forRoot`'s connection (and prefix) where they name none. */
+function withSharedConnection(options: EventSourcingModuleOptions, shared: { connection?: unknown; prefix?: string } | undefined): EventSourcingModuleOptions {
+  if (!options.queue || options.queue.connection !== undefined || !shared?.connection || options.queue.backend === 'postgres') return options;
+  const prefix = options.queue.prefix ?? shared.prefix;
+  return { ...options, queue: { ...options.queue, connection: shared.connection as Record<string, unknown>, ...(prefix === undefined ? {} : { prefix }) } };
 }
 
 /** `@nestjs/cqrs`'s metadata key of `@EventsHandler(...events)`: the event classes a handler handles. */
@@ -116,7 +137,7 @@ export class EventSourcingModule {
   /** Attaches with fixed options (to the DataSource named `dataSource`, else the default one). */
   static forRoot(options: EventSourcingModuleOptions & { dataSource?: string } = {}): DynamicModule {
     const { dataSource, ...rest } = options;
-    return this.forRootAsync({ dataSource, useFactory: () => rest });
+    return this.forRootAsync({ dataSource, queueName: rest.queue?.name, useFactory: () => rest });
   }
 
   /** Attaches with options a factory makes, from injected providers (a ConfigService, say). */
@@ -124,6 +145,10 @@ export class EventSourcingModule {
     if (typeof options?.useFactory !== 'function') {
       throw new EventSourcingConfigError('EventSourcingModule.forRootAsync needs a useFactory function');
     }
+    const bullmq = bullmqTokens();
+    // With @nestjs/bullmq: the queue under its name for @InjectQueue and bull-board's Nest module.
+    const queueProviders: Provider[] =
+      bullmq && options.queueName ? [{ provide: bullmq.getQueueToken(options.queueName), useFactory: (es: EventSourcing) => es.queue, inject: [EVENT_SOURCING] }] : [];
     return {
       module: EventSourcingModule,
       global: true,
@@ -132,18 +157,31 @@ export class EventSourcingModule {
         { provide: EVENT_SOURCING_MODULE_OPTIONS, useFactory: options.useFactory, inject: options.inject ?? [] },
         {
           provide: EVENT_SOURCING,
-          useFactory: async (moduleOptions: EventSourcingModuleOptions, dataSource: DataSource, discovery: DiscoveryService, moduleRef: ModuleRef) => {
-            const { worker: _worker, cqrsEventsHandlers = false, ...attachOptions } = moduleOptions ?? {};
+          useFactory: async (
+            moduleOptions: EventSourcingModuleOptions,
+            dataSource: DataSource,
+            discovery: DiscoveryService,
+            moduleRef: ModuleRef,
+            sharedBullConfig?: { connection?: unknown; prefix?: string },
+          ) => {
+            const { worker: _worker, cqrsEventsHandlers = false, ...attachOptions } = withSharedConnection(moduleOptions ?? {}, sharedBullConfig);
             const dispatcher = attachOptions.dispatcher ?? new Dispatcher();
             registerReactors(dispatcher, discovery, moduleRef);
             if (cqrsEventsHandlers) registerCqrsHandlers(dispatcher, discovery, moduleRef);
             return EventSourcing.attach(dataSource, { ...attachOptions, dispatcher });
           },
-          inject: [EVENT_SOURCING_MODULE_OPTIONS, getDataSourceToken(options.dataSource), DiscoveryService, ModuleRef],
+          inject: [
+            EVENT_SOURCING_MODULE_OPTIONS,
+            getDataSourceToken(options.dataSource),
+            DiscoveryService,
+            ModuleRef,
+            ...(bullmq ? [{ token: bullmq.getSharedConfigToken(), optional: true }] : []),
+          ],
         },
         EventSourcingLifecycle,
+        ...queueProviders,
       ],
-      exports: [EVENT_SOURCING],
+      exports: [EVENT_SOURCING, ...queueProviders.map((provider) => (provider as { provide: string }).provide)],
     };
   }
 
