@@ -633,6 +633,49 @@ test('an upgrade from the installed package: release 2 reads release 1\'s events
   });
 }, 120_000);
 
+/**
+ * A TypeScript app of its own in the work folder, with the tarball, TypeORM, pg and the given
+ * packages (at the repository's versions) installed, and `fixture` (with the shared model)
+ * compiled to out/. For integrations whose peers the main app must not have.
+ */
+function separateApp(name: string, packages: readonly string[], fixture: string): string {
+  const dir = path.join(work, name);
+  mkdirSync(dir);
+  writeFileSync(path.join(dir, 'package.json'), JSON.stringify({ name: `pack-${name}`, private: true }));
+  const versionOf = (pkg: string) => `${pkg}@${JSON.parse(readFileSync(path.join(root, 'node_modules', pkg, 'package.json'), 'utf8')).version}`;
+  const install = spawnSync(
+    'npm',
+    ['install', '--prefer-offline', '--no-audit', '--no-fund', tarball, 'typeorm@1.1.1', 'pg@8.23.1', 'reflect-metadata@0.2.2', '@types/node@20', ...['typescript', ...packages].map(versionOf)],
+    { cwd: dir, encoding: 'utf8' },
+  );
+  if (install.status !== 0) throw new Error(`npm install in ${name} failed:\n${install.stdout}${install.stderr}`);
+  for (const file of [fixture, 'model.ts']) writeFileSync(path.join(dir, file), readFileSync(path.join(fixtures, file)));
+  writeFileSync(
+    path.join(dir, 'tsconfig.json'),
+    JSON.stringify({
+      compilerOptions: {
+        target: 'ES2022', module: 'commonjs', strict: true, experimentalDecorators: true, emitDecoratorMetadata: true,
+        rootDir: '.', outDir: 'out', types: ['node'], skipLibCheck: false,
+      },
+      include: [fixture],
+    }),
+  );
+  const compiled = spawnSync(process.execPath, [path.join(dir, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', path.join(dir, 'tsconfig.json')], { encoding: 'utf8' });
+  expect(compiled.stdout + compiled.stderr).toBe('');
+  return dir;
+}
+
+test('NestJS from the installed package: a Nest application boots on its module, runs an injected reactor on hostile data, and closes', async () => {
+  const nestApp = separateApp('nest-app', ['@nestjs/common', '@nestjs/core', '@nestjs/typeorm', 'rxjs'], 'nest-app.ts');
+  const run = spawnSync(process.execPath, [path.join(nestApp, 'out', 'nest-app.js')], {
+    encoding: 'utf8',
+    env: { ...process.env, DATABASE_URL: await freshDatabase('pack_nest'), QUEUE_NAME: `pack-nest-${process.pid}-${Date.now()}` },
+  });
+  expect(run.stderr).toBe('');
+  const hostile = `'; DROP TABLE subscription; -- "</script>" 🦀`;
+  expect(JSON.parse(run.stdout)).toEqual({ receipts: [`${hostile} (async)`], row: { status: 'active', stripeKey: hostile, version: 2 }, closed: true });
+}, 180_000);
+
 test('the event browser from the installed package: pages over hostile data, a failed job retried with its form token, 404 and 400', async () => {
   for (const file of ['browser-app.ts', 'model.ts']) writeFileSync(path.join(app, file), readFileSync(path.join(fixtures, file)));
   writeFileSync(path.join(app, 'tsconfig.browser.json'), JSON.stringify({ extends: './tsconfig.json', include: ['browser-app.ts'] }));
@@ -663,32 +706,7 @@ test('the event browser from the installed package: pages over hostile data, a f
 test('OpenTelemetry from the installed package: a request traced in one process continues in the worker process, hostile trace context included', async () => {
   // An app of its own: the main app must not have @opentelemetry/api (the next test checks the
   // entry point fails without its peer).
-  const otelApp = path.join(work, 'otel-app');
-  mkdirSync(otelApp);
-  writeFileSync(path.join(otelApp, 'package.json'), JSON.stringify({ name: 'pack-otel-app', private: true }));
-  const versionOf = (name: string) => `${name}@${JSON.parse(readFileSync(path.join(root, 'node_modules', name, 'package.json'), 'utf8')).version}`;
-  const install = spawnSync(
-    'npm',
-    [
-      'install', '--prefer-offline', '--no-audit', '--no-fund', tarball, 'typeorm@1.1.1', 'pg@8.23.1', 'reflect-metadata@0.2.2', '@types/node@20',
-      ...['typescript', '@opentelemetry/api', '@opentelemetry/sdk-trace-base', '@opentelemetry/context-async-hooks'].map(versionOf),
-    ],
-    { cwd: otelApp, encoding: 'utf8' },
-  );
-  expect(install.status).toBe(0);
-  for (const file of ['otel-app.ts', 'model.ts']) writeFileSync(path.join(otelApp, file), readFileSync(path.join(fixtures, file)));
-  writeFileSync(
-    path.join(otelApp, 'tsconfig.json'),
-    JSON.stringify({
-      compilerOptions: {
-        target: 'ES2022', module: 'commonjs', strict: true, experimentalDecorators: true, emitDecoratorMetadata: true,
-        rootDir: '.', outDir: 'out', types: ['node'], skipLibCheck: false,
-      },
-      include: ['otel-app.ts'],
-    }),
-  );
-  const compiled = spawnSync(process.execPath, [path.join(otelApp, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', path.join(otelApp, 'tsconfig.json')], { encoding: 'utf8' });
-  expect(compiled.stdout + compiled.stderr).toBe('');
+  const otelApp = separateApp('otel-app', ['@opentelemetry/api', '@opentelemetry/sdk-trace-base', '@opentelemetry/context-async-hooks'], 'otel-app.ts');
   const env = { ...process.env, DATABASE_URL: await freshDatabase('pack_otel'), QUEUE_NAME: `pack-otel-${process.pid}-${Date.now()}` };
   const writer = spawnSync(process.execPath, [path.join(otelApp, 'out', 'otel-app.js'), 'write'], { encoding: 'utf8', env });
   expect(writer.stderr).toBe('');
