@@ -10,7 +10,9 @@ async function main(): Promise<void> {
   const { AppModule } = await import('./app.module');
   const app = await NestFactory.createApplicationContext(AppModule, { logger: ['error', 'warn'] });
   // SIGTERM lets running jobs finish, closes the worker and relay, then the DataSource.
-  app.enableShutdownHooks();
+  // useProcessExit: exit 0 once everything closed (1 if closing failed), instead of Nest's
+  // default of raising the signal again, which ends the process by SIGTERM however it went.
+  app.enableShutdownHooks(['SIGTERM', 'SIGINT'], { useProcessExit: true });
   console.log('worker running');
 }
 // #endregion worker
