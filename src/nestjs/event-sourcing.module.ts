@@ -93,16 +93,36 @@ function registerCqrsHandlers(dispatcher: Dispatcher, discovery: DiscoveryServic
   }
 }
 
+/**
+ * Checks that every reactor provider can be had from the container outside a request: a
+ * request-scoped or transient one (or one depending on such a provider) would boot, then fail on
+ * every event.
+ */
+function assertSingletons(discovery: DiscoveryService, moduleRef: ModuleRef): void {
+  for (const { type, record } of reactorProviders(discovery)) {
+    try {
+      moduleRef.get(type, { strict: false });
+    } catch (error) {
+      throw new EventSourcingConfigError(
+        `@Reactor ${record.options.name ?? type.name} must be a singleton provider (the default scope, depending on no request-scoped provider): reactors run outside any request (${(error as Error).message})`,
+      );
+    }
+  }
+}
+
 /** Starts the worker on bootstrap and closes everything before TypeORM destroys the DataSource. */
 @Injectable()
 export class EventSourcingLifecycle implements OnApplicationBootstrap, BeforeApplicationShutdown {
   constructor(
     @Inject(EVENT_SOURCING) private readonly es: EventSourcing,
     @Inject(EVENT_SOURCING_MODULE_OPTIONS) private readonly options: EventSourcingModuleOptions,
+    private readonly discovery: DiscoveryService,
+    private readonly moduleRef: ModuleRef,
   ) {}
 
-  /** Starts the worker of `worker: { enabled: true }`. */
+  /** Checks the reactors are singletons, then starts the worker of `worker: { enabled: true }`. */
   onApplicationBootstrap(): void {
+    assertSingletons(this.discovery, this.moduleRef);
     const { enabled = false, ...workerOptions } = this.options.worker ?? {};
     if (enabled) this.es.worker(workerOptions);
   }

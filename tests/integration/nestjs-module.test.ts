@@ -31,5 +31,6 @@ test('forRoot, forFeature, @Reactor providers with injection, the worker and shu
     eventRepository: 'function',
     afterClose: 'EventSourcingConfigError: this EventSourcing instance is closed',
     twoModules: 'EventSourcingConfigError: EventSourcing is already attached to this DataSource: close() the other instance first',
+    scoped: 'EventSourcingConfigError: @Reactor PerCallReactor must be a singleton provider',
   });
 }, 120_000);

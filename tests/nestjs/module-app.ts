@@ -2,7 +2,7 @@
 // tests/integration/nestjs-module.test.ts (NestJS 12 is ESM: jest cannot load it, node can).
 // Prints one JSON line of what it saw.
 import 'reflect-metadata';
-import { Injectable, Module } from '@nestjs/common';
+import { Injectable, Module, Scope } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import { getRepositoryToken, TypeOrmModule } from '@nestjs/typeorm';
 import type { Repository } from 'typeorm';
@@ -59,6 +59,22 @@ class AppModule {}
 })
 class TwoModulesOneDataSource {}
 
+@Reactor(SubscriptionActivated, { trigger: true })
+@Injectable({ scope: Scope.TRANSIENT })
+class PerCallReactor {
+  async call(): Promise<void> {}
+}
+
+@Module({
+  imports: [
+    TypeOrmModule.forRoot({ name: 'scoped', type: 'postgres', url: process.env.DATABASE_URL, autoLoadEntities: true }),
+    EventSourcingModule.forRoot({ dataSource: 'scoped' }),
+    EventSourcingModule.forFeature([Subscription], 'scoped'),
+  ],
+  providers: [PerCallReactor],
+})
+class ScopedReactorModule {}
+
 async function main(): Promise<void> {
   const app = await NestFactory.createApplicationContext(AppModule, { logger: false });
   app.enableShutdownHooks();
@@ -84,8 +100,17 @@ async function main(): Promise<void> {
   } catch (error) {
     twoModules = `${error instanceof EventSourcingConfigError ? 'EventSourcingConfigError' : (error as Error).name}: ${(error as Error).message}`;
   }
+  let scoped = '';
+  try {
+    const other = await NestFactory.createApplicationContext(ScopedReactorModule, { logger: false, abortOnError: false });
+    await other.init();
+    await other.close();
+  } catch (error) {
+    scoped = `${error instanceof EventSourcingConfigError ? 'EventSourcingConfigError' : (error as Error).name}: ${(error as Error).message.split(' (')[0]}`;
+  }
   console.log(
     JSON.stringify({
+      scoped,
       mail: mail.sent,
       triggers: CountActivations.count,
       row: { status: subscription.status, version: subscription.version },
