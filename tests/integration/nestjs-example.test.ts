@@ -172,3 +172,26 @@ test('forRootAsync: options from an injected configuration provider reach the li
   expect(run.stderr).toBe('');
   expect(JSON.parse(run.stdout)).toEqual({ status: 'ok', queue: 'ok' });
 }, 90_000);
+
+test('docs/nestjs.md transactions: a @Transactional() signup commits both events, or rolls both back', async () => {
+  const run = spawnSync(process.execPath, [path.join(build, 'examples', 'nestjs', 'transactions.js')], {
+    cwd: root,
+    encoding: 'utf8',
+    env: { ...process.env, DATABASE_URL: await freshDatabase('nestjs_example_transactions') },
+    timeout: 60_000,
+  });
+  expect(run.stderr).toBe('');
+  expect(JSON.parse(run.stdout)).toEqual({ id: 1, failure: 'card declined_card declined', counts: { rows: 1, events: 2 } });
+}, 90_000);
+
+test('docs/nestjs.md @nestjs/cqrs bridge: an existing @EventsHandler runs as a reactor job with its injected service', async () => {
+  const run = spawnSync(process.execPath, [path.join(build, 'examples', 'nestjs', 'cqrs.js')], {
+    cwd: root,
+    encoding: 'utf8',
+    env: { ...process.env, DATABASE_URL: await freshDatabase('nestjs_example_cqrs'), REDIS_URL: redisUrl, QUEUE_NAME: `${queueName}-cqrs` },
+    timeout: 60_000,
+  });
+  await obliterateQueue(`${queueName}-cqrs`, redisUrl);
+  expect(run.stderr).toBe('');
+  expect(JSON.parse(run.stdout)).toEqual({ tracked: ['signup of user 7'], jobs: ['TrackSignup'] });
+}, 90_000);
