@@ -1,4 +1,5 @@
 import type { EntityManager } from 'typeorm';
+import type { Command } from './commands/command';
 import type { Instrumentation } from './observability/instrumentation';
 import type { Dispatcher } from './reactors/dispatcher';
 import type { ReactorQueueOptions } from './reactors/reactor-queue-options';
@@ -54,6 +55,12 @@ export interface EventSourcingOptions {
    * @defaultValue none: each call writes in a transaction of its own
    */
   currentManager?: () => EntityManager | undefined;
+  /**
+   * Builds the command instance of each `Command.call`, e.g. from a dependency-injection container
+   * (a transient provider, so that every call gets its own instance). The NestJS module sets it.
+   * @defaultValue `new CommandClass()`
+   */
+  commandFactory?: (command: new (...args: any[]) => Command<any>) => Command<any> | Promise<Command<any>>;
 }
 
 /** Options of {@link EventSourcing.append}. */

@@ -38,6 +38,7 @@ import { observeGauges } from './observability/telemetry-gauges';
 import { ConcurrencyError } from './errors/concurrency-error';
 import type { AggregateDefinition } from './aggregates/aggregate-definition';
 import type { EventClass } from './projections/projection';
+import type { Command } from './commands/command';
 import { EventSourcingSubscriber } from './subscriber/event-sourcing-subscriber';
 
 /** Something to run after every outermost COMMIT that wrote events. */
@@ -59,6 +60,8 @@ export interface EventSourcingInternals {
   readonly reactors: ReactorRuntime;
   /** The ambient transaction's manager (option `currentManager`), if the caller is in one. */
   currentManager(): EntityManager | undefined;
+  /** Builds a command instance for one call (option `commandFactory`). */
+  newCommand(command: new (...args: any[]) => Command<any>): Promise<Command<any>>;
   /**
    * Writes consecutive events of one aggregate instance in one statement, in `manager`'s
    * transaction; `false` (nothing written) when they must be appended one at a time.
@@ -150,6 +153,14 @@ export class EventSourcing {
       registry,
       reactors,
       currentManager: () => this.#currentManager(),
+      newCommand: async (command) => {
+        const instance: unknown = options.commandFactory ? await options.commandFactory(command) : new command();
+        if (!(instance instanceof command)) {
+          const built = (instance as { constructor?: { name?: string } } | null)?.constructor?.name ?? String(instance);
+          throw new EventSourcingConfigError(`the commandFactory option returned ${built} for ${command.name}: it must build an instance of that class`);
+        }
+        return instance;
+      },
       appendMany: (events, manager) => this.#appendMany(events, manager),
     });
     if (options.instrumentation) this.#stopGauges = observeGauges(options.instrumentation, dataSource, this.#projections.projections);
@@ -174,6 +185,9 @@ export class EventSourcing {
     }
     if (options.fastPath !== undefined && typeof options.fastPath !== 'boolean') {
       throw new EventSourcingConfigError(`the fastPath option must be true or false, not ${String(options.fastPath)}`);
+    }
+    if (options.commandFactory !== undefined && typeof options.commandFactory !== 'function') {
+      throw new EventSourcingConfigError(`the commandFactory option must be a function building a command instance, not ${typeof options.commandFactory}`);
     }
     if (options.currentManager !== undefined && typeof options.currentManager !== 'function') {
       throw new EventSourcingConfigError(`the currentManager option must be a function returning an EntityManager or undefined, not ${typeof options.currentManager}`);

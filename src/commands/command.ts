@@ -107,7 +107,7 @@ export abstract class Command<E extends CommandEvents = AggregateEvent> {
    * @throws UsageError when `expectedVersion` is not a non-negative integer.
    * @throws ConnectionLostError when the database connection broke during the write (retryable).
    */
-  static call<C extends Command<any>>(this: new () => C, attributes: CommandAttributes<C>, options: CommandCallOptions = {}): Promise<EmittedBy<C> | null> {
+  static call<C extends Command<any>>(this: new (...args: any[]) => C, attributes: CommandAttributes<C>, options: CommandCallOptions = {}): Promise<EmittedBy<C> | null> {
     return runCommand(this, attributes as Record<string, unknown>, options) as Promise<EmittedBy<C> | null>;
   }
 }

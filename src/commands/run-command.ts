@@ -64,7 +64,7 @@ function runsOfOneAggregate(events: AggregateEvent[]): AggregateEvent[][] {
  * versions as expected versions, and on a conflict reload and start over.
  */
 export async function runCommand(
-  CommandClass: new () => Command<any>,
+  CommandClass: new (...args: any[]) => Command<any>,
   attributes: Record<string, unknown>,
   options: CommandCallOptions,
 ): Promise<CommandEvents | null> {
@@ -90,7 +90,7 @@ export async function runCommand(
 
 /** One command call, retried on conflicts; `retrying` hears of each retry. */
 async function execute(
-  CommandClass: new () => Command<any>,
+  CommandClass: new (...args: any[]) => Command<any>,
   attributes: Record<string, unknown>,
   options: CommandCallOptions,
   { es, internals }: ReturnType<typeof attachedTo>,
@@ -99,7 +99,7 @@ async function execute(
   const name = CommandClass.name;
   const storage = getMetadataStorage();
   const records = storage.attributesOf(CommandClass);
-  const command = new CommandClass();
+  const command = await internals.newCommand(CommandClass);
   await assignAndValidate(command, name, records, attributes);
 
   const aggregates = records

@@ -1,8 +1,9 @@
-import { Inject, Injectable, Module, type BeforeApplicationShutdown, type DynamicModule, type OnApplicationBootstrap, type Provider } from '@nestjs/common';
+import { Inject, Injectable, Module, Scope, type BeforeApplicationShutdown, type DynamicModule, type OnApplicationBootstrap, type Provider } from '@nestjs/common';
 import { DiscoveryModule, DiscoveryService, ModuleRef } from '@nestjs/core';
 import { getDataSourceToken, TypeOrmModule } from '@nestjs/typeorm';
 import type { DataSource } from 'typeorm';
 import { EventSourcingConfigError } from '../errors/event-sourcing-config-error';
+import type { Command } from '../commands/command';
 import { EventSourcing } from '../event-sourcing';
 import { Dispatcher } from '../reactors/dispatcher';
 import type { ReactorContext } from '../reactors/reactor';
@@ -65,6 +66,25 @@ function withSharedConnection(options: EventSourcingModuleOptions, shared: { con
   if (!options.queue || options.queue.connection !== undefined || !shared?.connection || options.queue.backend === 'postgres') return options;
   const prefix = options.queue.prefix ?? shared.prefix;
   return { ...options, queue: { ...options.queue, connection: shared.connection as Record<string, unknown>, ...(prefix === undefined ? {} : { prefix }) } };
+}
+
+/**
+ * A command instance for one call: from the container when the command class is a provider
+ * (which must be transient, since each call fills the instance's attributes), else `new`.
+ */
+async function commandFromContainer(moduleRef: ModuleRef, command: new (...args: any[]) => Command<any>): Promise<Command<any>> {
+  let scope: Scope | undefined;
+  try {
+    scope = moduleRef.introspect(command).scope;
+  } catch {
+    return new command();
+  }
+  if (scope !== Scope.TRANSIENT) {
+    throw new EventSourcingConfigError(
+      `command ${command.name} is a provider but not transient: give it @Injectable({ scope: Scope.TRANSIENT }), since every call needs an instance of its own`,
+    );
+  }
+  return moduleRef.resolve(command, undefined, { strict: false });
 }
 
 /** `@nestjs/cqrs`'s metadata key of `@EventsHandler(...events)`: the event classes a handler handles. */
@@ -188,7 +208,8 @@ export class EventSourcingModule {
             const dispatcher = attachOptions.dispatcher ?? new Dispatcher();
             registerReactors(dispatcher, discovery, moduleRef);
             if (cqrsEventsHandlers) registerCqrsHandlers(dispatcher, discovery, moduleRef);
-            return EventSourcing.attach(dataSource, { ...attachOptions, dispatcher });
+            const commandFactory = attachOptions.commandFactory ?? ((command: new (...args: any[]) => Command<any>) => commandFromContainer(moduleRef, command));
+            return EventSourcing.attach(dataSource, { ...attachOptions, dispatcher, commandFactory });
           },
           inject: [
             EVENT_SOURCING_MODULE_OPTIONS,

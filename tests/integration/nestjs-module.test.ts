@@ -25,8 +25,10 @@ test('forRoot, forFeature, @Reactor providers with injection, the worker and shu
   await obliterateQueue(queueName, redisUrl);
   expect(run.stderr).toBe('');
   expect(JSON.parse(run.stdout)).toEqual({
-    mail: ['subscriber 1: active after 2 events (attempt 1)'],
-    triggers: 1,
+    mail: ['subscriber 1: active after 2 events (attempt 1)', 'subscriber 2: active after 2 events (attempt 1)'],
+    commandProvider: 'price_pro',
+    shared: 'EventSourcingConfigError: command SharedCommand is a provider but not transient: give it @Injectable({ scope: Scope.TRANSIENT }), since every call needs an instance of its own',
+    triggers: 2,
     row: { status: 'active', version: 2 },
     eventRepository: 'function',
     afterClose: 'EventSourcingConfigError: this EventSourcing instance is closed',

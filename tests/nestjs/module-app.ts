@@ -6,7 +6,7 @@ import { Injectable, Module, Scope } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import { getRepositoryToken, TypeOrmModule } from '@nestjs/typeorm';
 import type { Repository } from 'typeorm';
-import { EventSourcing, EventSourcingConfigError, type ReactorContext } from '../../src';
+import { Attribute, Command, EventSourcing, EventSourcingConfigError, type ReactorContext } from '../../src';
 import { waitForReactors } from '../../src/testing';
 import { EVENT_SOURCING, EventSourcingModule, InjectEventSourcing, Reactor } from '../../src/nestjs';
 import { Subscription, SubscriptionActivated, SubscriptionCreated } from './model';
@@ -39,13 +39,42 @@ class CountActivations {
   }
 }
 
+@Injectable()
+class Pricing {
+  keyFor(plan: string): string {
+    return `price_${plan}`;
+  }
+}
+
+/** A command with a service injected: a transient provider, one instance per call. */
+@Injectable({ scope: Scope.TRANSIENT })
+class ActivateOnPlan extends Command<SubscriptionActivated> {
+  @Attribute() subscription!: Subscription;
+  @Attribute() plan!: string;
+  constructor(private readonly pricing: Pricing) {
+    super();
+  }
+  buildEvent() {
+    return SubscriptionActivated.build({ subscription: this.subscription, stripeKey: this.pricing.keyFor(this.plan) });
+  }
+}
+
+/** The same as a singleton: refused, its attributes would be shared by concurrent calls. */
+@Injectable()
+class SharedCommand extends Command<SubscriptionActivated> {
+  @Attribute() subscription!: Subscription;
+  buildEvent() {
+    return SubscriptionActivated.build({ subscription: this.subscription, stripeKey: 'shared' });
+  }
+}
+
 @Module({
   imports: [
     TypeOrmModule.forRoot({ type: 'postgres', url: process.env.DATABASE_URL, autoLoadEntities: true, synchronize: true }),
     EventSourcingModule.forRoot({ queue: { connection: process.env.REDIS_URL, name: process.env.QUEUE_NAME }, worker: { enabled: true, concurrency: 2 } }),
     EventSourcingModule.forFeature([Subscription]),
   ],
-  providers: [MailService, SubscriptionConfirmation, CountActivations],
+  providers: [MailService, SubscriptionConfirmation, CountActivations, Pricing, ActivateOnPlan, SharedCommand],
 })
 class AppModule {}
 
@@ -84,6 +113,10 @@ async function main(): Promise<void> {
   const subscription = await repository.findOneByOrFail({ id: created.aggregateId });
   await es.append(SubscriptionActivated.build({ subscription, stripeKey: 'sub_1' }));
   await waitForReactors(es, { timeout: 20_000 });
+  const second = await repository.findOneByOrFail({ id: (await es.append(SubscriptionCreated.build({}))).aggregateId });
+  const onPlan = await ActivateOnPlan.call({ subscription: second, plan: 'pro' });
+  const shared = await SharedCommand.call({ subscription: second }).catch((error: Error) => `${error.name}: ${error.message}`);
+  await waitForReactors(es, { timeout: 20_000 });
   const mail = app.get(MailService);
   const eventRepository = app.get<Repository<SubscriptionCreated>>(getRepositoryToken(SubscriptionCreated));
   await app.close();
@@ -112,6 +145,8 @@ async function main(): Promise<void> {
     JSON.stringify({
       scoped,
       mail: mail.sent,
+      commandProvider: onPlan?.stripeKey,
+      shared,
       triggers: CountActivations.count,
       row: { status: subscription.status, version: subscription.version },
       eventRepository: typeof eventRepository.find,
