@@ -3,7 +3,7 @@
 // the instance attaches to the DataSource named 'events' (not the default one, which is on
 // another database), and repositories of that DataSource are injected. Prints one JSON line.
 import 'reflect-metadata';
-import { Inject, Injectable, Module } from '@nestjs/common';
+import { Injectable, Module } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import { getDataSourceToken, InjectRepository, TypeOrmModule } from '@nestjs/typeorm';
 import type { DataSource, Repository } from 'typeorm';
