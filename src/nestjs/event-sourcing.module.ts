@@ -13,16 +13,17 @@ import { featureEntities } from './feature-entities';
 import { REACTOR_METADATA, type ReactorProviderRecord } from './reactor.decorator';
 import { EVENT_SOURCING, EVENT_SOURCING_MODULE_OPTIONS } from './tokens';
 
+/** The classes of the application's providers, each once (a class may be provided in several modules). */
+function providerClasses(discovery: DiscoveryService): Function[] {
+  return [...new Set(discovery.getProviders().map((wrapper) => wrapper.metatype).filter((type): type is Function => typeof type === 'function'))];
+}
+
 /** The `@Reactor` classes among the application's providers, each once. */
 function reactorProviders(discovery: DiscoveryService): { type: Function; record: ReactorProviderRecord }[] {
-  const found = new Map<Function, ReactorProviderRecord>();
-  for (const wrapper of discovery.getProviders()) {
-    const type = wrapper.metatype;
-    if (typeof type !== 'function' || found.has(type)) continue;
+  return providerClasses(discovery).flatMap((type) => {
     const record = Reflect.getMetadata(REACTOR_METADATA, type) as ReactorProviderRecord | undefined;
-    if (record) found.set(type, record);
-  }
-  return [...found].map(([type, record]) => ({ type, record }));
+    return record ? [{ type, record }] : [];
+  });
 }
 
 /**
@@ -95,11 +96,7 @@ const CQRS_EVENTS_HANDLER_METADATA = '__eventsHandler__';
  * named after it, whose call is the handler's `handle(event)`.
  */
 function registerCqrsHandlers(dispatcher: Dispatcher, discovery: DiscoveryService, moduleRef: ModuleRef): void {
-  const seen = new Set<Function>();
-  for (const wrapper of discovery.getProviders()) {
-    const type = wrapper.metatype;
-    if (typeof type !== 'function' || seen.has(type)) continue;
-    seen.add(type);
+  for (const type of providerClasses(discovery)) {
     const handled = Reflect.getMetadata(CQRS_EVENTS_HANDLER_METADATA, type) as unknown[] | undefined;
     const events = (handled ?? []).filter((event): event is abstract new () => AggregateEvent => typeof event === 'function' && event.prototype instanceof AggregateEvent);
     if (events.length === 0) continue;

@@ -123,8 +123,8 @@ export function instrument(dataSource: DataSource, instrumentation: Instrumentat
   else instrumentations.delete(dataSource);
 }
 
-/** W3C `traceparent`, version 00: trace id, parent span id, flags. */
-const TRACEPARENT = /^00-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$/;
+/** W3C `traceparent`, version 00, capturing trace id, parent span id and flags. */
+export const TRACEPARENT = /^00-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})$/;
 
 /** The trace context an event's metadata (or a job's data) carries, if it is well-formed. */
 export function traceContextIn(metadata: unknown): TraceContext | undefined {

@@ -20,6 +20,7 @@ import {
 import { UsageError } from '../errors/usage-error';
 import {
   TELEMETRY_METRICS,
+  TRACEPARENT,
   type CounterMetric,
   type GaugeMetric,
   type GaugeReading,
@@ -45,7 +46,6 @@ export interface OpenTelemetryOptions {
 
 const INSTRUMENTATION_SCOPE = 'typeorm-event-sourcing';
 const KINDS = { internal: SpanKind.INTERNAL, producer: SpanKind.PRODUCER, consumer: SpanKind.CONSUMER } as const;
-const TRACEPARENT = /^00-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})$/;
 
 function attributesOf(attributes: TelemetryAttributes | undefined): Attributes {
   const defined: Attributes = {};
